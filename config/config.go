@@ -1,0 +1,283 @@
+// Package config defines wsgate's configuration file: one typed struct, strict
+// YAML decoding (unknown keys are errors), defaults, and a Validate that reports
+// every problem at once. It performs no I/O beyond what the caller hands it.
+package config
+
+import "time"
+
+// Config is the whole wsgate configuration file.
+type Config struct {
+	// Listen is the proxy listener address, host:port. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// TLS enables TLS on the proxy listener; absent means plain HTTP.
+	TLS *TLS `yaml:"tls"`
+	// AdminListen is the address of /healthz, /readyz and /metrics; never the proxy listener.
+	AdminListen string `yaml:"admin_listen"`
+	// Log selects the slog level and format.
+	Log Log `yaml:"log"`
+	// Limits bound request sizes and timeouts.
+	Limits Limits `yaml:"limits"`
+	// Secrets selects where keys, certificates and passwords come from.
+	Secrets Secrets `yaml:"secrets"`
+	// Replay selects the shared replay cache for WS-Security.
+	Replay Replay `yaml:"replay"`
+	// Routes are matched by longest path_prefix.
+	Routes []Route `yaml:"routes"`
+}
+
+// TLS configures the proxy listener's certificate.
+type TLS struct {
+	// Secret is a KV secret with fields certificate and private_key.
+	Secret string `yaml:"secret"`
+	// PKI issues and renews the listener certificate from Vault's PKI engine.
+	PKI *PKI `yaml:"pki"`
+	// ClientCA, when set, requires client certificates chaining to this bundle secret (mTLS).
+	ClientCA string `yaml:"client_ca"`
+}
+
+// PKI names a Vault PKI role to issue the listener certificate from.
+type PKI struct {
+	// Mount is the PKI secrets engine mount, e.g. pki.
+	Mount string `yaml:"mount"`
+	// Role is the PKI role to issue with.
+	Role string `yaml:"role"`
+	// CommonName is the certificate's common name.
+	CommonName string `yaml:"common_name"`
+	// TTL is the requested certificate lifetime.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// Limits bound what a client may send and how long upstreams may take.
+type Limits struct {
+	// MaxBodyBytes caps a request body. Default 10485760 (10 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaderBytes caps request headers. Default 65536.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReadTimeout bounds reading a whole request. Default 30s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// UpstreamTimeout bounds an upstream round trip. Default 60s.
+	UpstreamTimeout Duration `yaml:"upstream_timeout"`
+	// MaxXMLDepth caps element nesting in a SOAP message. Default 64.
+	MaxXMLDepth int `yaml:"max_xml_depth"`
+	// MaxXMLElements caps the number of elements in a SOAP message. Default 500000.
+	MaxXMLElements int `yaml:"max_xml_elements"`
+}
+
+// Secrets selects the secrets backend.
+type Secrets struct {
+	// Backend is vault or file.
+	Backend string `yaml:"backend"`
+	// RefreshInterval is how often secrets are re-read; last good values are kept on failure. Default 5m.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// Vault configures the vault backend.
+	Vault Vault `yaml:"vault"`
+	// File configures the file backend.
+	File File `yaml:"file"`
+}
+
+// Vault configures the HashiCorp Vault backend.
+type Vault struct {
+	// Address is Vault's URL, e.g. http://127.0.0.1:8200.
+	Address string `yaml:"address"`
+	// KVMount is the KV v2 mount holding wsgate's secrets. Default secret.
+	KVMount string `yaml:"kv_mount"`
+	// Auth selects how wsgate logs in to Vault.
+	Auth VaultAuth `yaml:"auth"`
+	// CACert is a PEM file to trust Vault's TLS certificate.
+	CACert string `yaml:"ca_cert"`
+}
+
+// VaultAuth selects a Vault auth method.
+type VaultAuth struct {
+	// Method is token or approle. Default token.
+	Method string `yaml:"method"`
+	// TokenFile holds the token; empty means the VAULT_TOKEN environment variable.
+	TokenFile string `yaml:"token_file"`
+	// RoleID is the AppRole role ID.
+	RoleID string `yaml:"role_id"`
+	// SecretIDFile holds the AppRole secret ID (plain or response-wrapped).
+	SecretIDFile string `yaml:"secret_id_file"`
+}
+
+// File configures the file secrets backend.
+type File struct {
+	// Dir holds <dir>/<path>.json files with the same fields as the KV secrets.
+	Dir string `yaml:"dir"`
+}
+
+// Replay selects the replay cache.
+type Replay struct {
+	// Store is memory or redis. Default memory.
+	Store string `yaml:"store"`
+	// Redis configures the redis store.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis locates a Redis server.
+type Redis struct {
+	// Address is host:port.
+	Address string `yaml:"address"`
+	// Prefix is prepended to every key. Default "wsgate:".
+	Prefix string `yaml:"prefix"`
+}
+
+// Route is one proxied path prefix. Exactly one of SOAP, OAuth (alone), Bridge or Public applies.
+type Route struct {
+	// Name is unique, [a-z0-9-]+; it labels logs and metrics.
+	Name string `yaml:"name"`
+	// PathPrefix selects requests; the longest matching prefix wins.
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the URL requests are forwarded to (soap, oauth and public routes).
+	Upstream string `yaml:"upstream"`
+	// Public marks a plain reverse proxy route with no checks.
+	Public bool `yaml:"public"`
+	// SOAP enables inbound WS-Security verification.
+	SOAP *SOAP `yaml:"soap"`
+	// OAuth enables bearer-token validation (REST routes and the REST side of bridges).
+	OAuth *OAuth `yaml:"oauth"`
+	// KeepAuthorization forwards the Authorization header upstream.
+	KeepAuthorization bool `yaml:"keep_authorization"`
+	// RateLimit limits requests per subject, client IP, client certificate or route.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Bridge turns JSON requests into signed SOAP calls.
+	Bridge *Bridge `yaml:"bridge"`
+}
+
+// SOAP is a route's inbound WS-Security policy.
+type SOAP struct {
+	// Trust is a KV secret whose field certificates holds PEM CA and/or pinned certificates.
+	Trust string `yaml:"trust"`
+	// RequireSigned lists what the signature must cover: body, timestamp, addressing. Default [body, timestamp].
+	RequireSigned []string `yaml:"require_signed"`
+	// Timestamp bounds message freshness.
+	Timestamp Timestamp `yaml:"timestamp"`
+	// Algorithms widens the default algorithm allow-list.
+	Algorithms Algorithms `yaml:"algorithms"`
+	// UsernameToken, when set, is a KV secret whose fields are username -> password; a valid UsernameToken is then required.
+	UsernameToken string `yaml:"username_token"`
+	// StripSecurityHeader forwards the envelope without wsse:Security. Default true.
+	StripSecurityHeader *bool `yaml:"strip_security_header"`
+	// SignResponse, when set, is a KV secret of a signing identity used to sign upstream responses.
+	SignResponse string `yaml:"sign_response"`
+}
+
+// Timestamp bounds wsu:Timestamp.
+type Timestamp struct {
+	// TTL is the oldest Created accepted. Default 300s.
+	TTL Duration `yaml:"ttl"`
+	// FutureSkew is how far in the future Created may be. Default 60s.
+	FutureSkew Duration `yaml:"future_skew"`
+	// RequireExpires refuses a Timestamp without Expires.
+	RequireExpires bool `yaml:"require_expires"`
+}
+
+// Algorithms widens the default allow-list.
+type Algorithms struct {
+	// AllowSHA1 accepts RSA-SHA1 signatures and SHA-1 digests (legacy partners only).
+	AllowSHA1 bool `yaml:"allow_sha1"`
+}
+
+// OAuth configures bearer-token validation.
+type OAuth struct {
+	// Issuer must equal the token's iss exactly.
+	Issuer string `yaml:"issuer"`
+	// Audience: the token's aud must name at least one.
+	Audience []string `yaml:"audience"`
+	// JWKSURL is fetched for verification keys.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSCACert is a PEM file to trust the IdP's TLS (default: system roots).
+	JWKSCACert string `yaml:"jwks_ca_cert"`
+	// JWKSSecret is a KV secret with field jwks (JWK Set), public_key (PEM) or secret (HMAC, base64).
+	JWKSSecret string `yaml:"jwks_secret"`
+	// Algorithms is the allow-list of JWS algorithms; never none.
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway tolerates clock skew on exp, nbf and iat. Default 60s.
+	Leeway Duration `yaml:"leeway"`
+	// RequireTyp, when set, must equal the token's typ header (e.g. at+jwt).
+	RequireTyp string `yaml:"require_typ"`
+	// Introspection validates opaque tokens with RFC 7662.
+	Introspection *Introspection `yaml:"introspection"`
+	// Scopes lists required scopes by method and path glob.
+	Scopes []ScopeRule `yaml:"scopes"`
+	// ForwardClaims maps a claim name to the upstream header that carries it.
+	ForwardClaims map[string]string `yaml:"forward_claims"`
+}
+
+// Introspection configures RFC 7662 token introspection.
+type Introspection struct {
+	// URL is the introspection endpoint.
+	URL string `yaml:"url"`
+	// Client is a KV secret with fields client_id and client_secret.
+	Client string `yaml:"client"`
+	// CacheTTL caps how long a result is cached (never past exp). Default 60s.
+	CacheTTL Duration `yaml:"cache_ttl"`
+}
+
+// ScopeRule requires one of AnyOf for requests matching Methods and Path.
+type ScopeRule struct {
+	// Methods are HTTP methods; empty means all.
+	Methods []string `yaml:"methods"`
+	// Path is a glob under the route prefix; ** matches across segments.
+	Path string `yaml:"path"`
+	// AnyOf lists scopes of which the token must hold at least one.
+	AnyOf []string `yaml:"any_of"`
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	// Per is subject, client_ip, client_cert or route.
+	Per string `yaml:"per"`
+	// Rate is requests per second.
+	Rate float64 `yaml:"rate"`
+	// Burst is the bucket size.
+	Burst int `yaml:"burst"`
+}
+
+// Bridge turns REST calls into signed SOAP calls.
+type Bridge struct {
+	// Upstream is the SOAP endpoint.
+	Upstream string `yaml:"upstream"`
+	// SOAPVersion is "1.1" or "1.2". Default "1.1".
+	SOAPVersion string `yaml:"soap_version"`
+	// Operations are reachable as POST <prefix>/<name>.
+	Operations []Operation `yaml:"operations"`
+	// Sign configures WS-Security on the outbound message.
+	Sign *BridgeSign `yaml:"sign"`
+	// VerifyResponse, when set, verifies the upstream's signed response.
+	VerifyResponse *VerifyResponse `yaml:"verify_response"`
+}
+
+// Operation is one bridged SOAP operation.
+type Operation struct {
+	// Name is the last path segment, [a-z0-9-]+.
+	Name string `yaml:"name"`
+	// Action is the SOAPAction (1.1) or action parameter (1.2).
+	Action string `yaml:"action"`
+	// RequestTemplate is a Go text/template file rendering the SOAP Body content.
+	RequestTemplate string `yaml:"request_template"`
+}
+
+// BridgeSign names the outbound signing identity.
+type BridgeSign struct {
+	// Identity is a KV secret with certificate (PEM chain) and private_key (PEM).
+	Identity string `yaml:"identity"`
+	// TransitKey signs with this Vault Transit key; Identity then only holds the certificate.
+	TransitKey string `yaml:"transit_key"`
+}
+
+// VerifyResponse names the trust secret for upstream response signatures.
+type VerifyResponse struct {
+	// Trust is a KV secret with field certificates.
+	Trust string `yaml:"trust"`
+}
+
+// Duration is a time.Duration written as "30s", "5m" in YAML.
+type Duration time.Duration

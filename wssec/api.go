@@ -1,0 +1,160 @@
+package wssec
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// Namespaces wssec reads and writes.
+const (
+	NSSOAP11  = "http://schemas.xmlsoap.org/soap/envelope/"
+	NSSOAP12  = "http://www.w3.org/2003/05/soap-envelope"
+	NSWSSE    = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+	NSWSSE11  = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
+	NSWSU     = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+	NSDSig    = "http://www.w3.org/2000/09/xmldsig#"
+	NSExcC14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+	NSWSA     = "http://www.w3.org/2005/08/addressing"
+)
+
+// SOAPVersion is the envelope's SOAP version.
+type SOAPVersion int
+
+const (
+	SOAPUnknown SOAPVersion = iota
+	SOAP11
+	SOAP12
+)
+
+func (v SOAPVersion) String() string {
+	switch v {
+	case SOAP11:
+		return "1.1"
+	case SOAP12:
+		return "1.2"
+	}
+	return "unknown"
+}
+
+// Part is something a route may require the signature to cover.
+type Part string
+
+const (
+	PartBody       Part = "body"
+	PartTimestamp  Part = "timestamp"
+	PartAddressing Part = "addressing" // wsa:To, wsa:Action and wsa:MessageID
+)
+
+// Limits bound the work an untrusted message can cause. Zero fields take the defaults.
+type Limits struct {
+	MaxBytes      int64 // default 10 MiB
+	MaxDepth      int   // default 64
+	MaxElements   int   // default 200000
+	MaxAttributes int   // per element, default 64
+	MaxReferences int   // default 30 (Santuario's secure validation)
+	MaxTransforms int   // per reference, default 5 (Santuario's secure validation)
+}
+
+// Policy is a route's inbound WS-Security policy.
+type Policy struct {
+	// RequireSigned lists what the signature must cover; Body is always required.
+	RequireSigned []Part
+	// TimestampTTL is the oldest Created accepted (default 300s).
+	TimestampTTL time.Duration
+	// FutureSkew is how far ahead Created may be (default 60s).
+	FutureSkew time.Duration
+	// RequireExpires refuses a Timestamp without Expires.
+	RequireExpires bool
+	// AllowSHA1 accepts RSA-SHA1 and SHA-1 digests.
+	AllowSHA1 bool
+	// Limits bound parsing and signature processing.
+	Limits Limits
+}
+
+// CertificateSource yields the route's trust anchors and pinned certificates.
+// Implementations may swap the set at any time; each call returns one consistent set.
+type CertificateSource interface {
+	Certificates() ([]*x509.Certificate, error)
+}
+
+// PasswordSource yields UsernameToken passwords.
+type PasswordSource interface {
+	// Password returns the user's password and whether the user exists.
+	Password(username string) (string, bool, error)
+}
+
+// ReplayCache remembers message fingerprints until they expire.
+type ReplayCache interface {
+	// Remember stores key until the given time and reports whether it was
+	// already present (a replay). It must be atomic across concurrent callers.
+	Remember(ctx context.Context, key [32]byte, until time.Time) (seen bool, err error)
+}
+
+// Verifier checks inbound messages against one route's policy. It is safe
+// for concurrent use once built.
+type Verifier struct {
+	Policy Policy
+	// Trust is required.
+	Trust CertificateSource
+	// Replay, when nil, disables replay detection (offline verification).
+	Replay ReplayCache
+	// Users, when set, makes a valid UsernameToken mandatory.
+	Users PasswordSource
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Envelope is a parsed, size- and shape-checked SOAP envelope.
+type Envelope struct {
+	Doc      *etree.Document
+	Version  SOAPVersion
+	Envelope *etree.Element
+	Header   *etree.Element // may be nil
+	Body     *etree.Element
+}
+
+// Verified is the outcome of a successful verification. Only what it holds
+// was checked: forward Verified.Envelope, never the bytes that came in.
+type Verified struct {
+	*Envelope
+	// Security is the processed wsse:Security header.
+	Security *etree.Element
+	// Signer is the certificate whose key made the signature.
+	Signer *x509.Certificate
+	// Created is the signed Timestamp's Created, zero when there was none.
+	Created time.Time
+	// Username is the authenticated UsernameToken user, if any.
+	Username string
+}
+
+// FaultCode returns the local name, in the wsse namespace, of the WS-Security
+// fault code for err (e.g. "FailedCheck"), following WSS 1.1 section 12.
+func FaultCode(err error) string {
+	switch {
+	case errors.Is(err, ErrUnsupportedAlgorithm), errors.Is(err, ErrSHA1NotAllowed):
+		return "UnsupportedAlgorithm"
+	case errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrInvalidSignature):
+		return "FailedCheck"
+	case errors.Is(err, ErrUsernameTokenMissing), errors.Is(err, ErrAuthenticationFailed):
+		return "FailedAuthentication"
+	case errors.Is(err, ErrTokenUnavailable):
+		return "SecurityTokenUnavailable"
+	case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrUntrustedCertificate),
+		errors.Is(err, ErrCertificateExpired), errors.Is(err, ErrCertificateKeyUsage),
+		errors.Is(err, ErrWeakKey):
+		return "InvalidSecurityToken"
+	case errors.Is(err, ErrTimestampExpired), errors.Is(err, ErrTimestampFuture):
+		return "MessageExpired"
+	}
+	return "InvalidSecurity"
+}
+
+// ClientError reports whether err is the sender's fault (a fault) rather than
+// the gateway's (trust or replay store unavailable: a 503).
+func ClientError(err error) bool {
+	return !errors.Is(err, ErrTrustUnavailable) && !errors.Is(err, ErrReplayUnavailable)
+}

@@ -1,0 +1,66 @@
+package wssec
+
+import "errors"
+
+// Each distinguishable failure has one sentinel; callers test with errors.Is.
+// The fault a client sees is derived from these by FaultCode, never from the text.
+var (
+	// Input hardening (wsse:InvalidSecurity).
+	ErrNotXML              = errors.New("wssec: message is not well-formed XML")
+	ErrDTD                 = errors.New("wssec: DOCTYPE, entity or processing instruction refused")
+	ErrTooLarge            = errors.New("wssec: message exceeds the size limit")
+	ErrTooDeep             = errors.New("wssec: message exceeds the nesting depth limit")
+	ErrTooManyElements     = errors.New("wssec: message exceeds the element or attribute limit")
+	ErrUnsupportedEncoding = errors.New("wssec: character encoding other than UTF-8")
+	ErrNotEnvelope         = errors.New("wssec: not a SOAP 1.1 or 1.2 envelope")
+	ErrMultipleBodies      = errors.New("wssec: envelope has more than one Body")
+
+	// Security header shape (wsse:InvalidSecurity).
+	ErrNoSecurityHeader        = errors.New("wssec: no wsse:Security header")
+	ErrMultipleSecurityHeaders = errors.New("wssec: more than one wsse:Security header for this actor")
+	ErrNoSignature             = errors.New("wssec: no ds:Signature in the Security header")
+	ErrMultipleSignatures      = errors.New("wssec: more than one ds:Signature in the Security header")
+	ErrMalformedSignature      = errors.New("wssec: ds:Signature does not have the required shape")
+	ErrTooManyReferences       = errors.New("wssec: too many ds:Reference elements")
+	ErrTooManyTransforms       = errors.New("wssec: too many ds:Transform elements")
+	ErrDuplicateID             = errors.New("wssec: an ID appears on more than one element")
+	ErrReferenceNotFound       = errors.New("wssec: ds:Reference URI does not resolve to an element in this message")
+
+	// Policy: what must be signed (wsse:InvalidSecurity).
+	ErrBodyNotSigned       = errors.New("wssec: the SOAP Body is not covered by the signature")
+	ErrTimestampNotSigned  = errors.New("wssec: the Timestamp is not covered by the signature")
+	ErrAddressingNotSigned = errors.New("wssec: a required WS-Addressing header is missing or not covered by the signature")
+
+	// Algorithms (wsse:UnsupportedAlgorithm).
+	ErrUnsupportedAlgorithm = errors.New("wssec: algorithm not in the allow-list")
+	ErrSHA1NotAllowed       = errors.New("wssec: SHA-1 is not allowed on this route")
+
+	// Cryptographic checks (wsse:FailedCheck).
+	ErrDigestMismatch   = errors.New("wssec: reference digest does not match")
+	ErrInvalidSignature = errors.New("wssec: SignatureValue does not verify")
+
+	// Tokens and trust.
+	ErrTokenUnavailable     = errors.New("wssec: the signing token cannot be found")             // wsse:SecurityTokenUnavailable
+	ErrInvalidToken         = errors.New("wssec: the signing token is malformed or unsupported") // wsse:InvalidSecurityToken
+	ErrUntrustedCertificate = errors.New("wssec: signer certificate does not chain to a trust anchor")
+	ErrCertificateExpired   = errors.New("wssec: signer certificate is expired or not yet valid")
+	ErrCertificateKeyUsage  = errors.New("wssec: signer certificate may not sign")
+	ErrWeakKey              = errors.New("wssec: signer key is too small")
+
+	// Timestamp.
+	ErrTimestampMissing   = errors.New("wssec: required wsu:Timestamp is missing")      // wsse:InvalidSecurity
+	ErrTimestampMalformed = errors.New("wssec: wsu:Timestamp is malformed")             // wsse:InvalidSecurity
+	ErrTimestampExpired   = errors.New("wssec: wsu:Timestamp is expired or too old")    // wsse:MessageExpired
+	ErrTimestampFuture    = errors.New("wssec: wsu:Timestamp is created in the future") // wsse:MessageExpired
+
+	// Replay (wsse:InvalidSecurity).
+	ErrReplay = errors.New("wssec: message replayed")
+
+	// UsernameToken (wsse:FailedAuthentication).
+	ErrUsernameTokenMissing = errors.New("wssec: required UsernameToken is missing")
+	ErrAuthenticationFailed = errors.New("wssec: UsernameToken authentication failed")
+
+	// Configuration and dependencies, not the client's fault.
+	ErrTrustUnavailable  = errors.New("wssec: trust anchors are not available")
+	ErrReplayUnavailable = errors.New("wssec: replay cache is not available")
+)
