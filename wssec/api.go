@@ -106,6 +106,8 @@ type Verifier struct {
 	Users PasswordSource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	trust trustCache
 }
 
 // Envelope is a parsed, size- and shape-checked SOAP envelope.

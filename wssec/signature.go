@@ -1,0 +1,173 @@
+package wssec
+
+import (
+	"crypto"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// signature is a ds:Signature whose shape and algorithms have been checked.
+// Nothing in it is trusted yet.
+type signature struct {
+	signedInfo *etree.Element
+	c14nPrefix string // InclusiveNamespaces PrefixList of SignedInfo
+	method     signatureMethod
+	value      []byte
+	keyInfo    *etree.Element
+	refs       []reference
+}
+
+// reference is one ds:Reference.
+type reference struct {
+	id         string // the URI without '#'
+	prefixList string // InclusiveNamespaces PrefixList of its exc-c14n transform
+	hash       crypto.Hash
+	digest     []byte
+}
+
+// parseSignature checks a ds:Signature against the shape WS-Security allows
+// (BSP 1.1 R5401-R5423 where they matter) and the algorithm allow-list.
+func parseSignature(el *etree.Element, p Policy) (*signature, error) {
+	limits := p.Limits.withDefaults()
+	sig := &signature{}
+	var signatureValue *etree.Element
+	for i, child := range el.ChildElements() {
+		if child.NamespaceURI() != NSDSig {
+			return nil, fmt.Errorf("%w: unexpected %s in Signature", ErrMalformedSignature, child.Tag)
+		}
+		switch {
+		case child.Tag == "SignedInfo" && i == 0:
+			sig.signedInfo = child
+		case child.Tag == "SignatureValue" && i == 1:
+			signatureValue = child
+		case child.Tag == "KeyInfo" && i == 2:
+			sig.keyInfo = child
+		case child.Tag == "Object" && i >= 2:
+			// Ignored: only what SignedInfo references counts.
+		default:
+			return nil, fmt.Errorf("%w: unexpected or misplaced %s in Signature", ErrMalformedSignature, child.Tag)
+		}
+	}
+	if sig.signedInfo == nil || signatureValue == nil {
+		return nil, fmt.Errorf("%w: SignedInfo and SignatureValue are required", ErrMalformedSignature)
+	}
+	if sig.keyInfo == nil {
+		return nil, fmt.Errorf("%w: no KeyInfo", ErrTokenUnavailable)
+	}
+	value, err := decodeBase64(signatureValue.Text())
+	if err != nil || len(value) == 0 {
+		return nil, fmt.Errorf("%w: SignatureValue is not base64", ErrMalformedSignature)
+	}
+	sig.value = value
+
+	children := sig.signedInfo.ChildElements()
+	if len(children) < 3 {
+		return nil, fmt.Errorf("%w: SignedInfo needs CanonicalizationMethod, SignatureMethod and a Reference", ErrMalformedSignature)
+	}
+	if !is(children[0], NSDSig, "CanonicalizationMethod") || !is(children[1], NSDSig, "SignatureMethod") {
+		return nil, fmt.Errorf("%w: SignedInfo must start with CanonicalizationMethod, SignatureMethod", ErrMalformedSignature)
+	}
+	if alg := children[0].SelectAttrValue("Algorithm", ""); alg != AlgExcC14N {
+		return nil, fmt.Errorf("%w: SignedInfo canonicalization %q", ErrUnsupportedAlgorithm, alg)
+	}
+	if sig.c14nPrefix, err = inclusivePrefixes(children[0]); err != nil {
+		return nil, err
+	}
+	if len(children[1].ChildElements()) > 0 {
+		// HMACOutputLength and friends (CVE-2009-0217, BSP R5401).
+		return nil, fmt.Errorf("%w: SignatureMethod parameters", ErrUnsupportedAlgorithm)
+	}
+	if sig.method, err = signatureMethodFor(children[1].SelectAttrValue("Algorithm", ""), p.AllowSHA1); err != nil {
+		return nil, err
+	}
+	refs := children[2:]
+	if len(refs) > limits.MaxReferences {
+		return nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyReferences, len(refs), limits.MaxReferences)
+	}
+	for _, r := range refs {
+		if !is(r, NSDSig, "Reference") {
+			return nil, fmt.Errorf("%w: unexpected %s in SignedInfo", ErrMalformedSignature, r.Tag)
+		}
+		ref, err := parseReference(r, p.AllowSHA1, limits.MaxTransforms)
+		if err != nil {
+			return nil, err
+		}
+		sig.refs = append(sig.refs, ref)
+	}
+	return sig, nil
+}
+
+func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (reference, error) {
+	var ref reference
+	uri := el.SelectAttrValue("URI", "")
+	if len(uri) < 2 || uri[0] != '#' {
+		// Only same-document ID references: no external fetches, no whole-document "".
+		return ref, fmt.Errorf("%w: Reference URI %.64q", ErrReferenceNotFound, uri)
+	}
+	ref.id = uri[1:]
+	children := el.ChildElements()
+	if len(children) != 3 || !is(children[0], NSDSig, "Transforms") ||
+		!is(children[1], NSDSig, "DigestMethod") || !is(children[2], NSDSig, "DigestValue") {
+		return ref, fmt.Errorf("%w: Reference needs Transforms, DigestMethod, DigestValue", ErrMalformedSignature)
+	}
+	transforms := children[0].ChildElements()
+	if len(transforms) > maxTransforms {
+		return ref, fmt.Errorf("%w: %d, limit %d", ErrTooManyTransforms, len(transforms), maxTransforms)
+	}
+	if len(transforms) != 1 || !is(transforms[0], NSDSig, "Transform") {
+		// Detached WS-Security references need exactly one exc-c14n transform;
+		// enveloped, XPath, XSLT and STR transforms are refused.
+		return ref, fmt.Errorf("%w: Reference must have exactly one exc-c14n Transform", ErrUnsupportedAlgorithm)
+	}
+	if alg := transforms[0].SelectAttrValue("Algorithm", ""); alg != AlgExcC14N {
+		return ref, fmt.Errorf("%w: Transform %q", ErrUnsupportedAlgorithm, alg)
+	}
+	var err error
+	if ref.prefixList, err = inclusivePrefixes(transforms[0]); err != nil {
+		return ref, err
+	}
+	if len(children[1].ChildElements()) > 0 {
+		return ref, fmt.Errorf("%w: DigestMethod parameters", ErrUnsupportedAlgorithm)
+	}
+	if ref.hash, err = digestMethodFor(children[1].SelectAttrValue("Algorithm", ""), allowSHA1); err != nil {
+		return ref, err
+	}
+	if ref.digest, err = decodeBase64(children[2].Text()); err != nil {
+		return ref, fmt.Errorf("%w: DigestValue is not base64", ErrMalformedSignature)
+	}
+	if len(ref.digest) != ref.hash.Size() {
+		return ref, fmt.Errorf("%w: DigestValue has the wrong length", ErrDigestMismatch)
+	}
+	return ref, nil
+}
+
+// inclusivePrefixes returns the PrefixList of an exc-c14n algorithm element's
+// optional ec:InclusiveNamespaces child (WSS4J and CXF always send one).
+func inclusivePrefixes(el *etree.Element) (string, error) {
+	children := el.ChildElements()
+	switch {
+	case len(children) == 0:
+		return "", nil
+	case len(children) == 1 && is(children[0], NSExcC14N, "InclusiveNamespaces"):
+		if len(children[0].ChildElements()) > 0 {
+			break
+		}
+		return strings.Join(strings.Fields(children[0].SelectAttrValue("PrefixList", "")), " "), nil
+	}
+	return "", fmt.Errorf("%w: unexpected parameters on %s", ErrMalformedSignature, el.Tag)
+}
+
+// decodeBase64 decodes base64 text that may be wrapped over lines.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '\r', '\n':
+			return -1
+		}
+		return r
+	}, s)
+	return base64.StdEncoding.DecodeString(s)
+}

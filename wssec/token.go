@@ -1,0 +1,351 @@
+package wssec
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// Token profile URIs.
+const (
+	valueTypeX509v3     = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+	valueTypePKIPath    = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509PKIPathv1"
+	valueTypeSKI        = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509SubjectKeyIdentifier"
+	valueTypeThumbprint = "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1"
+	encodingBase64      = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+)
+
+// minRSABits is the smallest RSA modulus accepted from a signer.
+const minRSABits = 2048
+
+// trustIndex is the route's trust set, prepared once per version of it.
+// It also memoizes what was learnt about certificates sent in messages
+// (parsed form, verified chain) so that a partner's token is parsed and
+// chain-checked once per trust version, not once per message.
+type trustIndex struct {
+	certs        []*x509.Certificate
+	roots        *x509.CertPool
+	bySKI        map[string]*x509.Certificate
+	byThumbprint map[[20]byte]*x509.Certificate
+
+	parsed   sync.Map // string(DER) -> *x509.Certificate
+	chained  sync.Map // *x509.Certificate -> validity window of its verified chain
+	memoized atomic.Int64
+}
+
+// maxMemoized bounds the per-trust-version memo of message certificates.
+const maxMemoized = 4096
+
+// chainWindow is when a verified chain is valid: every certificate in it is.
+type chainWindow struct{ notBefore, notAfter time.Time }
+
+// parseCertificate parses a certificate from a message, memoized.
+func (t *trustIndex) parseCertificate(der []byte) (*signerToken, error) {
+	if c, ok := t.parsed.Load(string(der)); ok {
+		return &signerToken{cert: c.(*x509.Certificate)}, nil
+	}
+	token, err := parseCertificate(der)
+	if err == nil && t.memoized.Add(1) <= maxMemoized {
+		t.parsed.Store(string(der), token.cert)
+	}
+	return token, err
+}
+
+func newTrustIndex(certs []*x509.Certificate) *trustIndex {
+	t := &trustIndex{
+		certs:        certs,
+		roots:        x509.NewCertPool(),
+		bySKI:        make(map[string]*x509.Certificate, len(certs)),
+		byThumbprint: make(map[[20]byte]*x509.Certificate, len(certs)),
+	}
+	for _, c := range certs {
+		// Every configured certificate is an anchor: a CA, or a pinned leaf
+		// (crypto/x509 accepts a leaf that is itself in Roots).
+		t.roots.AddCert(c)
+		t.bySKI[string(subjectKeyID(c))] = c
+		t.byThumbprint[sha1.Sum(c.Raw)] = c
+	}
+	return t
+}
+
+// trustCache remembers the index built for the last certificate slice seen,
+// so a stable trust set costs nothing per message.
+type trustCache struct {
+	last atomic.Pointer[trustIndex]
+}
+
+func (tc *trustCache) get(certs []*x509.Certificate) *trustIndex {
+	if t := tc.last.Load(); t != nil && sameSlice(t.certs, certs) {
+		return t
+	}
+	t := newTrustIndex(certs)
+	tc.last.Store(t)
+	return t
+}
+
+func sameSlice(a, b []*x509.Certificate) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// subjectKeyID returns the certificate's SKI extension, or the RFC 5280
+// method-1 identifier when it has none, as WSS4J does.
+func subjectKeyID(c *x509.Certificate) []byte {
+	if len(c.SubjectKeyId) > 0 {
+		return c.SubjectKeyId
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(c.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil
+	}
+	sum := sha1.Sum(spki.PublicKey.Bytes)
+	return sum[:]
+}
+
+// resolveSigner finds the signing certificate named by KeyInfo. Embedded
+// certificates (BinarySecurityToken, X509Certificate) still have to chain to
+// the trust set; SKI, thumbprint and issuer/serial references are looked up
+// in the trust set only, never in the message.
+func resolveSigner(keyInfo *etree.Element, ids *idIndex, trust *trustIndex) (*signerToken, error) {
+	children := keyInfo.ChildElements()
+	if len(children) != 1 {
+		return nil, fmt.Errorf("%w: KeyInfo must hold exactly one SecurityTokenReference", ErrInvalidToken)
+	}
+	str := children[0]
+	if !is(str, NSWSSE, "SecurityTokenReference") {
+		return nil, fmt.Errorf("%w: KeyInfo holds %s, not a SecurityTokenReference", ErrInvalidToken, str.Tag)
+	}
+	refs := str.ChildElements()
+	if len(refs) != 1 {
+		return nil, fmt.Errorf("%w: SecurityTokenReference must hold exactly one reference", ErrInvalidToken)
+	}
+	ref := refs[0]
+	switch {
+	case is(ref, NSWSSE, "Reference"):
+		uri := ref.SelectAttrValue("URI", "")
+		if len(uri) < 2 || uri[0] != '#' {
+			return nil, fmt.Errorf("%w: token reference %.64q is not in this message", ErrTokenUnavailable, uri)
+		}
+		token, err := ids.lookup(uri[1:])
+		switch {
+		case errors.Is(err, ErrReferenceNotFound):
+			return nil, fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
+		case err != nil:
+			return nil, err
+		}
+		return parseBinarySecurityToken(token, trust)
+	case is(ref, NSWSSE, "KeyIdentifier"):
+		if enc := ref.SelectAttrValue("EncodingType", encodingBase64); enc != encodingBase64 {
+			return nil, fmt.Errorf("%w: KeyIdentifier EncodingType %.100q", ErrInvalidToken, enc)
+		}
+		value, err := decodeBase64(ref.Text())
+		if err != nil {
+			return nil, fmt.Errorf("%w: KeyIdentifier is not base64", ErrInvalidToken)
+		}
+		var cert *x509.Certificate
+		switch vt := ref.SelectAttrValue("ValueType", ""); vt {
+		case valueTypeSKI:
+			cert = trust.bySKI[string(value)]
+		case valueTypeThumbprint:
+			if len(value) == sha1.Size {
+				cert = trust.byThumbprint[[20]byte(value)]
+			}
+		default:
+			return nil, fmt.Errorf("%w: KeyIdentifier ValueType %.100q", ErrInvalidToken, vt)
+		}
+		if cert == nil {
+			return nil, fmt.Errorf("%w: no trusted certificate matches the KeyIdentifier", ErrTokenUnavailable)
+		}
+		return &signerToken{cert: cert}, nil
+	case is(ref, NSDSig, "X509Data"):
+		return resolveX509Data(ref, trust)
+	}
+	return nil, fmt.Errorf("%w: unsupported token reference %s", ErrInvalidToken, ref.Tag)
+}
+
+// signerToken is the resolved signing certificate, with any intermediates
+// the message itself supplied (untrusted: they only help build a chain).
+type signerToken struct {
+	cert          *x509.Certificate
+	intermediates []*x509.Certificate
+}
+
+func parseBinarySecurityToken(el *etree.Element, trust *trustIndex) (*signerToken, error) {
+	if !is(el, NSWSSE, "BinarySecurityToken") {
+		return nil, fmt.Errorf("%w: token reference points at %s", ErrInvalidToken, el.Tag)
+	}
+	if enc := el.SelectAttrValue("EncodingType", encodingBase64); enc != encodingBase64 {
+		return nil, fmt.Errorf("%w: BinarySecurityToken EncodingType %.100q", ErrInvalidToken, enc)
+	}
+	der, err := decodeBase64(el.Text())
+	if err != nil {
+		return nil, fmt.Errorf("%w: BinarySecurityToken is not base64", ErrInvalidToken)
+	}
+	switch vt := el.SelectAttrValue("ValueType", ""); vt {
+	case valueTypeX509v3:
+		return trust.parseCertificate(der)
+	case valueTypePKIPath:
+		return parsePKIPath(der)
+	default:
+		return nil, fmt.Errorf("%w: BinarySecurityToken ValueType %.100q", ErrInvalidToken, vt)
+	}
+}
+
+func parseCertificate(der []byte) (*signerToken, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	return &signerToken{cert: cert}, nil
+}
+
+// maxPKIPath bounds the certificates a PKIPath token may carry.
+const maxPKIPath = 8
+
+// parsePKIPath decodes an X509PKIPathv1 token: a SEQUENCE OF Certificate
+// ordered from the top of the chain down, so the signer is the last one.
+func parsePKIPath(der []byte) (*signerToken, error) {
+	var path []asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &path)
+	if err != nil || len(rest) > 0 || len(path) == 0 || len(path) > maxPKIPath {
+		return nil, fmt.Errorf("%w: malformed X509PKIPathv1 token", ErrInvalidToken)
+	}
+	certs := make([]*x509.Certificate, len(path))
+	for i, raw := range path {
+		if certs[i], err = x509.ParseCertificate(raw.FullBytes); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		}
+	}
+	return &signerToken{cert: certs[len(certs)-1], intermediates: certs[:len(certs)-1]}, nil
+}
+
+// resolveX509Data handles ds:X509Data inside a SecurityTokenReference: an
+// IssuerSerial is looked up in the trust set; a bare X509Certificate is used
+// like a BinarySecurityToken.
+func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error) {
+	var embedded *etree.Element
+	for _, child := range el.ChildElements() {
+		switch {
+		case is(child, NSDSig, "X509IssuerSerial"):
+			return lookupIssuerSerial(child, trust)
+		case is(child, NSDSig, "X509Certificate"):
+			embedded = child
+		}
+	}
+	if embedded == nil {
+		return nil, fmt.Errorf("%w: X509Data holds no IssuerSerial or certificate", ErrInvalidToken)
+	}
+	der, err := decodeBase64(embedded.Text())
+	if err != nil {
+		return nil, fmt.Errorf("%w: X509Certificate is not base64", ErrInvalidToken)
+	}
+	return trust.parseCertificate(der)
+}
+
+func lookupIssuerSerial(el *etree.Element, trust *trustIndex) (*signerToken, error) {
+	var name, serial string
+	for _, child := range el.ChildElements() {
+		switch {
+		case is(child, NSDSig, "X509IssuerName"):
+			name = child.Text()
+		case is(child, NSDSig, "X509SerialNumber"):
+			serial = strings.TrimSpace(child.Text())
+		}
+	}
+	n, ok := new(big.Int).SetString(serial, 10)
+	if !ok {
+		return nil, fmt.Errorf("%w: X509SerialNumber is not a decimal integer", ErrInvalidToken)
+	}
+	issuer, err := parseDN(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: X509IssuerName: %v", ErrInvalidToken, err)
+	}
+	for _, c := range trust.certs {
+		if c.SerialNumber.Cmp(n) == 0 && issuer.equal(dnOf(c.Issuer.Names)) {
+			return &signerToken{cert: c}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no trusted certificate matches the issuer and serial", ErrTokenUnavailable)
+}
+
+// checkSigner enforces key strength, validity and the chain to the trust set.
+func checkSigner(token *signerToken, trust *trustIndex, now time.Time) error {
+	cert := token.cert
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < minRSABits {
+			return fmt.Errorf("%w: RSA-%d", ErrWeakKey, pub.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Errorf("%w: unsupported curve", ErrWeakKey)
+		}
+	default:
+		return fmt.Errorf("%w: unsupported public key type %T", ErrInvalidToken, pub)
+	}
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return fmt.Errorf("%w: valid %s to %s", ErrCertificateExpired,
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return ErrCertificateKeyUsage
+	}
+	if w, ok := trust.chained.Load(cert); ok && len(token.intermediates) == 0 {
+		if window := w.(chainWindow); !now.Before(window.notBefore) && !now.After(window.notAfter) {
+			return nil
+		}
+	}
+	var intermediates *x509.CertPool
+	if len(token.intermediates) > 0 {
+		intermediates = x509.NewCertPool()
+		for _, c := range token.intermediates {
+			intermediates.AddCert(c)
+		}
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:         trust.roots,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	var invalid x509.CertificateInvalidError
+	switch {
+	case err == nil:
+		if len(token.intermediates) == 0 && trust.memoized.Add(1) <= maxMemoized {
+			trust.chained.Store(cert, windowOf(chains[0]))
+		}
+		return nil
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Errorf("%w: %v", ErrCertificateExpired, err) // an expired CA in the chain
+	}
+	return fmt.Errorf("%w: %v", ErrUntrustedCertificate, err)
+}
+
+func windowOf(chain []*x509.Certificate) chainWindow {
+	w := chainWindow{notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(w.notBefore) {
+			w.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(w.notAfter) {
+			w.notAfter = c.NotAfter
+		}
+	}
+	return w
+}
