@@ -1,0 +1,47 @@
+// Package wssec verifies (and signs) WS-Security 1.0/1.1 on SOAP 1.1 and
+// 1.2 envelopes: X.509 token signatures in wsse:Security, Timestamps,
+// UsernameTokens and replay. It is pure: no HTTP, no secrets backend; the
+// trust set, the password source and the replay cache come in through the
+// small interfaces in api.go.
+//
+// # Threat model
+//
+// The sender is hostile. It controls every byte of the message and may hold
+// a valid signed message of someone else's (captured, replayed, rewrapped).
+// It does not hold a private key whose certificate chains to the route's
+// trust set. What wssec guarantees, and how:
+//
+//   - A forged or altered Body is refused: the Body that Verify hands back is
+//     the element at /Envelope/Body of the tree it parsed, and it is accepted
+//     only if that very node (by identity, not by ID or name) was digested by
+//     a Reference of a SignatureValue made by a trusted key. Callers forward
+//     that tree (Verified.Bytes), never the bytes that came in. Together this
+//     defeats XML Signature Wrapping: a signed Body moved into a header, a
+//     Security header or a ds:Object, re-IDed, nested in a new Body, a second
+//     Body, a second Security header, IDs duplicated under any ID-like
+//     attribute, a signature over the token only.
+//   - Keys are trusted only through the configured anchors: embedded tokens
+//     must chain to them; SKI, thumbprint and issuer/serial references are
+//     looked up among them only, never in the message. Validity, key usage
+//     and key size (RSA >= 2048, P-256/384/521) are checked.
+//   - Algorithms come from an allow-list (RSA and ECDSA with SHA-256/384/512,
+//     exclusive c14n only, no comments, no transforms but one exc-c14n, no
+//     HMAC, no MD5; SHA-1 only where a route opts in). Shape is checked
+//     before any cryptography (BSP R5401-R5423 where they matter).
+//   - Freshness: a present Timestamp is checked (one Created, at most one
+//     Expires, UTC, TTL and future skew); where required it must be signed.
+//     A verified (Created, SignatureValue, signer key) is remembered under a
+//     SHA-256 for the message's lifetime and a replay is refused.
+//   - Resource use is bounded before the tree is walked: size, depth,
+//     element and attribute counts, reference and transform counts.
+//     DOCTYPEs (so every entity expansion trick) and processing instructions
+//     are refused. No input may panic; fuzz tests hold us to that.
+//
+// Out of scope: XML Encryption, SAML tokens, symmetric (HMAC) signatures,
+// revocation (CRL/OCSP) and confidentiality of the message, which TLS gives.
+// A route without a Timestamp has only weak replay protection (a message is
+// remembered for the TTL); require the Timestamp wherever possible.
+//
+// Errors are sentinels (errors.go), wrapped with detail for the log; the
+// client sees only FaultCode(err), the WS-Security fault code.
+package wssec
