@@ -1,0 +1,520 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one configuration problem, located by its YAML path
+// (e.g. routes[2].soap.trust).
+type FieldError struct {
+	Path   string
+	Reason string
+}
+
+// Error formats the problem as "path.to.field: reason".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Reason }
+
+// FieldErrors unpacks the error Validate returns into its problems, in order.
+func FieldErrors(err error) []*FieldError {
+	if err == nil {
+		return nil
+	}
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*FieldError); ok {
+			out = append(out, fe)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Route kinds returned by Route.Kind.
+const (
+	KindSOAP   = "soap"
+	KindREST   = "rest"
+	KindBridge = "bridge"
+	KindPublic = "public"
+)
+
+// Kind reports what the route does: soap, rest (oauth alone), bridge or
+// public. It is meaningful only for a route that passed Validate.
+func (r *Route) Kind() string {
+	switch {
+	case r.SOAP != nil:
+		return KindSOAP
+	case r.Bridge != nil:
+		return KindBridge
+	case r.OAuth != nil:
+		return KindREST
+	case r.Public:
+		return KindPublic
+	}
+	return ""
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+	// Prefixes are compared byte-wise by the router, so keep them to plain,
+	// unescaped characters that cannot normalize into something else.
+	prefixRE = regexp.MustCompile(`^/[A-Za-z0-9._~/-]*$`)
+)
+
+var (
+	jwsAlgorithms = []string{
+		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+		"ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
+	}
+	httpMethods   = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	signedParts   = []string{"body", "timestamp", "addressing"}
+	rateLimitPer  = []string{"subject", "client_ip", "client_cert", "route"}
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"json", "text"}
+	soapVersions  = []string{"1.1", "1.2"}
+	vaultMethods  = []string{"token", "approle"}
+	backends      = []string{"vault", "file"}
+	replayStores  = []string{"memory", "redis"}
+	reservedClaim = []string{ // headers a forwarded claim must never overwrite
+		"Authorization", "Host", "Connection", "Content-Length", "Content-Type",
+		"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Cookie", "Proxy-Authorization",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Request-Id",
+	}
+)
+
+// validator collects problems; the path helpers keep YAML key names.
+type validator struct{ errs []error }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) required(path, val string) bool {
+	if strings.TrimSpace(val) == "" {
+		v.add(path, "required")
+		return false
+	}
+	return true
+}
+
+func (v *validator) oneOf(path, val string, allowed []string) {
+	if val == "" {
+		v.add(path, "required (one of %s)", strings.Join(allowed, ", "))
+	} else if !slices.Contains(allowed, val) {
+		v.add(path, "%q is not one of %s", val, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) hostPort(path, val string) {
+	if !v.required(path, val) {
+		return
+	}
+	_, port, err := net.SplitHostPort(val)
+	if err != nil {
+		v.add(path, "must be host:port")
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+		v.add(path, "invalid port %q", port)
+	}
+}
+
+func (v *validator) httpURL(path, val string) {
+	if !v.required(path, val) {
+		return
+	}
+	if reason := checkHTTPURL(val); reason != "" {
+		v.add(path, "%s", reason)
+	}
+}
+
+func checkHTTPURL(val string) string {
+	u, err := url.Parse(val)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https":
+		return "must be an absolute http or https URL"
+	case u.Host == "":
+		return "URL has no host"
+	case u.User != nil:
+		return "URL must not carry credentials"
+	case u.Fragment != "" || strings.Contains(val, "#"):
+		return "URL must not have a fragment"
+	}
+	return ""
+}
+
+// secretPath checks a KV path the way the secrets backends will: relative,
+// slash-separated, no empty, . or .. segments. Empty values pass (optional fields).
+func (v *validator) secretPath(path, val string) {
+	if val == "" {
+		return
+	}
+	bad := strings.HasPrefix(val, "/") || strings.HasSuffix(val, "/") ||
+		strings.ContainsAny(val, "\\\x00 \t\r\n") || strings.Contains(val, "..")
+	for _, seg := range strings.Split(val, "/") {
+		bad = bad || seg == "" || seg == "."
+	}
+	if bad {
+		v.add(path, "not a valid secret path (relative, slash-separated, no empty, . or .. segments)")
+	}
+}
+
+func (v *validator) positive(path string, n int64) {
+	if n <= 0 {
+		v.add(path, "must be positive")
+	}
+}
+
+// Validate checks the whole configuration and returns every problem at once,
+// joined with errors.Join; each is a *FieldError. It returns nil for a valid config.
+func (c *Config) Validate() error {
+	v := &validator{}
+	v.hostPort("listen", c.Listen)
+	if c.AdminListen != "" {
+		v.hostPort("admin_listen", c.AdminListen)
+		if c.AdminListen == c.Listen {
+			v.add("admin_listen", "must differ from listen")
+		}
+	}
+	if c.TLS != nil {
+		c.TLS.validate(v)
+	}
+	v.oneOf("log.level", c.Log.Level, logLevels)
+	v.oneOf("log.format", c.Log.Format, logFormats)
+
+	l := c.Limits
+	v.positive("limits.max_body_bytes", l.MaxBodyBytes)
+	v.positive("limits.max_header_bytes", int64(l.MaxHeaderBytes))
+	v.positive("limits.read_timeout", int64(l.ReadTimeout))
+	v.positive("limits.upstream_timeout", int64(l.UpstreamTimeout))
+	v.positive("limits.max_xml_depth", int64(l.MaxXMLDepth))
+	v.positive("limits.max_xml_elements", int64(l.MaxXMLElements))
+
+	c.Secrets.validate(v)
+
+	v.oneOf("replay.store", c.Replay.Store, replayStores)
+	if c.Replay.Store == "redis" {
+		v.hostPort("replay.redis.address", c.Replay.Redis.Address)
+	}
+
+	if len(c.Routes) == 0 {
+		v.add("routes", "required: at least one route")
+	}
+	names := map[string]int{}
+	prefixes := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		p := fmt.Sprintf("routes[%d]", i)
+		if v.required(p+".name", r.Name) {
+			if !nameRE.MatchString(r.Name) {
+				v.add(p+".name", "must match [a-z0-9-]+")
+			} else if j, dup := names[r.Name]; dup {
+				v.add(p+".name", "duplicate of routes[%d].name", j)
+			} else {
+				names[r.Name] = i
+			}
+		}
+		if v.required(p+".path_prefix", r.PathPrefix) {
+			if reason := checkPrefix(r.PathPrefix); reason != "" {
+				v.add(p+".path_prefix", "%s", reason)
+			} else if j, dup := prefixes[r.PathPrefix]; dup {
+				v.add(p+".path_prefix", "duplicate of routes[%d].path_prefix", j)
+			} else {
+				prefixes[r.PathPrefix] = i
+			}
+		}
+		r.validate(v, p, c)
+	}
+	return errors.Join(v.errs...)
+}
+
+func checkPrefix(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return `must start with "/"`
+	}
+	if !prefixRE.MatchString(p) {
+		return "may contain only letters, digits, and / . _ ~ -"
+	}
+	if p != "/" && strings.HasSuffix(p, "/") {
+		return `must not end with "/"`
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if p != "/" && (seg == "" || seg == "." || seg == "..") {
+			return "must not contain empty, . or .. segments"
+		}
+	}
+	return ""
+}
+
+func (t *TLS) validate(v *validator) {
+	switch {
+	case t.Secret == "" && t.PKI == nil:
+		v.add("tls", "exactly one of secret or pki is required")
+	case t.Secret != "" && t.PKI != nil:
+		v.add("tls", "secret and pki are mutually exclusive")
+	case t.Secret != "":
+		v.secretPath("tls.secret", t.Secret)
+	case t.PKI != nil:
+		v.required("tls.pki.mount", t.PKI.Mount)
+		v.required("tls.pki.role", t.PKI.Role)
+		v.required("tls.pki.common_name", t.PKI.CommonName)
+	}
+	v.secretPath("tls.client_ca", t.ClientCA)
+}
+
+func (s *Secrets) validate(v *validator) {
+	v.oneOf("secrets.backend", s.Backend, backends)
+	v.positive("secrets.refresh_interval", int64(s.RefreshInterval))
+	switch s.Backend {
+	case "file":
+		v.required("secrets.file.dir", s.File.Dir)
+	case "vault":
+		v.httpURL("secrets.vault.address", s.Vault.Address)
+		v.required("secrets.vault.kv_mount", s.Vault.KVMount)
+		a := s.Vault.Auth
+		v.oneOf("secrets.vault.auth.method", a.Method, vaultMethods)
+		if a.Method == "approle" {
+			v.required("secrets.vault.auth.role_id", a.RoleID)
+			v.required("secrets.vault.auth.secret_id_file", a.SecretIDFile)
+		}
+	}
+}
+
+func (r *Route) validate(v *validator, p string, c *Config) {
+	switch {
+	case r.SOAP == nil && r.OAuth == nil && r.Bridge == nil && !r.Public:
+		v.add(p, "exactly one of soap, oauth, bridge or public: true is required")
+		return
+	case r.Public && (r.SOAP != nil || r.OAuth != nil || r.Bridge != nil):
+		v.add(p, "public: true cannot be combined with soap, oauth or bridge")
+		return
+	case r.SOAP != nil && (r.OAuth != nil || r.Bridge != nil):
+		v.add(p, "soap cannot be combined with oauth or bridge")
+		return
+	}
+
+	switch r.Kind() {
+	case KindBridge:
+		if r.Upstream != "" {
+			v.add(p+".upstream", "not used by bridge routes (set bridge.upstream)")
+		}
+		// The bridge signs with the gateway's identity: without oauth it would
+		// sign anything for anyone.
+		if r.OAuth == nil {
+			v.add(p+".oauth", "required on bridge routes")
+		}
+	default:
+		v.httpURL(p+".upstream", r.Upstream)
+	}
+	if r.SOAP != nil {
+		r.SOAP.validate(v, p+".soap")
+	}
+	if r.OAuth != nil {
+		r.OAuth.validate(v, p+".oauth")
+	}
+	if r.Bridge != nil {
+		r.Bridge.validate(v, p+".bridge")
+	}
+	if r.KeepAuthorization && r.OAuth == nil {
+		v.add(p+".keep_authorization", "only meaningful with oauth")
+	}
+	if rl := r.RateLimit; rl != nil {
+		v.oneOf(p+".rate_limit.per", rl.Per, rateLimitPer)
+		if rl.Per == "subject" && r.OAuth == nil && r.SOAP == nil {
+			v.add(p+".rate_limit.per", "subject needs an authenticated route (soap, oauth or bridge)")
+		}
+		if rl.Per == "client_cert" && (c.TLS == nil || c.TLS.ClientCA == "") {
+			v.add(p+".rate_limit.per", "client_cert needs tls.client_ca")
+		}
+		if !(rl.Rate > 0) { // also refuses NaN
+			v.add(p+".rate_limit.rate", "must be positive")
+		}
+		if rl.Burst < 1 {
+			v.add(p+".rate_limit.burst", "must be at least 1")
+		}
+	}
+}
+
+func (s *SOAP) validate(v *validator, p string) {
+	if v.required(p+".trust", s.Trust) {
+		v.secretPath(p+".trust", s.Trust)
+	}
+	v.secretPath(p+".username_token", s.UsernameToken)
+	v.secretPath(p+".sign_response", s.SignResponse)
+	if len(s.RequireSigned) == 0 {
+		v.add(p+".require_signed", "must include body")
+	} else {
+		seen := map[string]bool{}
+		for i, part := range s.RequireSigned {
+			ip := fmt.Sprintf("%s.require_signed[%d]", p, i)
+			switch {
+			case !slices.Contains(signedParts, part):
+				v.add(ip, "%q is not one of %s", part, strings.Join(signedParts, ", "))
+			case seen[part]:
+				v.add(ip, "duplicate %q", part)
+			}
+			seen[part] = true
+		}
+		if !seen["body"] {
+			v.add(p+".require_signed", "must include body")
+		}
+	}
+	v.positive(p+".timestamp.ttl", int64(s.Timestamp.TTL))
+	v.positive(p+".timestamp.future_skew", int64(s.Timestamp.FutureSkew))
+}
+
+func (o *OAuth) validate(v *validator, p string) {
+	v.required(p+".issuer", o.Issuer)
+	if len(o.Audience) == 0 {
+		v.add(p+".audience", "required: at least one audience")
+	}
+	for i, a := range o.Audience {
+		v.required(fmt.Sprintf("%s.audience[%d]", p, i), a)
+	}
+
+	jwt := o.JWKSURL != "" || o.JWKSSecret != ""
+	switch {
+	case o.JWKSURL != "" && o.JWKSSecret != "":
+		v.add(p, "jwks_url and jwks_secret are mutually exclusive")
+	case !jwt && o.Introspection == nil:
+		v.add(p, "one of jwks_url, jwks_secret or introspection is required")
+	}
+	if o.JWKSURL != "" {
+		v.httpURL(p+".jwks_url", o.JWKSURL)
+	}
+	v.secretPath(p+".jwks_secret", o.JWKSSecret)
+	if o.JWKSCACert != "" && o.JWKSURL == "" {
+		v.add(p+".jwks_ca_cert", "only used with jwks_url")
+	}
+
+	if jwt && len(o.Algorithms) == 0 {
+		v.add(p+".algorithms", "required: at least one algorithm")
+	}
+	for i, alg := range o.Algorithms {
+		ap := fmt.Sprintf("%s.algorithms[%d]", p, i)
+		switch {
+		case strings.EqualFold(alg, "none"):
+			v.add(ap, `"none" is never allowed`)
+		case !slices.Contains(jwsAlgorithms, alg):
+			v.add(ap, "%q is not one of %s", alg, strings.Join(jwsAlgorithms, ", "))
+		case strings.HasPrefix(alg, "HS") && o.JWKSSecret == "":
+			// An HMAC "key" from a public JWKS would let anyone mint tokens.
+			v.add(ap, "%s needs jwks_secret", alg)
+		}
+	}
+
+	if in := o.Introspection; in != nil {
+		v.httpURL(p+".introspection.url", in.URL)
+		if v.required(p+".introspection.client", in.Client) {
+			v.secretPath(p+".introspection.client", in.Client)
+		}
+		v.positive(p+".introspection.cache_ttl", int64(in.CacheTTL))
+	}
+
+	for i, s := range o.Scopes {
+		sp := fmt.Sprintf("%s.scopes[%d]", p, i)
+		for j, m := range s.Methods {
+			if !slices.Contains(httpMethods, m) {
+				v.add(fmt.Sprintf("%s.methods[%d]", sp, j), "%q is not one of %s", m, strings.Join(httpMethods, ", "))
+			}
+		}
+		if v.required(sp+".path", s.Path) && !strings.HasPrefix(s.Path, "/") {
+			v.add(sp+".path", `must start with "/"`)
+		}
+		if len(s.AnyOf) == 0 {
+			v.add(sp+".any_of", "required: at least one scope")
+		}
+		for j, sc := range s.AnyOf {
+			v.required(fmt.Sprintf("%s.any_of[%d]", sp, j), sc)
+		}
+	}
+
+	headers := map[string]string{}
+	claims := make([]string, 0, len(o.ForwardClaims))
+	for claim := range o.ForwardClaims {
+		claims = append(claims, claim)
+	}
+	slices.Sort(claims) // deterministic error order
+	for _, claim := range claims {
+		h := o.ForwardClaims[claim]
+		cp := p + ".forward_claims." + claim
+		canon := http.CanonicalHeaderKey(h)
+		switch {
+		case strings.TrimSpace(claim) == "":
+			v.add(p+".forward_claims", "empty claim name")
+		case !validHeaderName(h):
+			v.add(cp, "%q is not a valid header name", h)
+		case slices.Contains(reservedClaim, canon):
+			v.add(cp, "%s is reserved", canon)
+		case headers[canon] != "":
+			v.add(cp, "header %s already carries claim %s", canon, headers[canon])
+		default:
+			headers[canon] = claim
+		}
+	}
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func (b *Bridge) validate(v *validator, p string) {
+	v.httpURL(p+".upstream", b.Upstream)
+	v.oneOf(p+".soap_version", b.SOAPVersion, soapVersions)
+	if len(b.Operations) == 0 {
+		v.add(p+".operations", "required: at least one operation")
+	}
+	seen := map[string]int{}
+	for i, op := range b.Operations {
+		opPath := fmt.Sprintf("%s.operations[%d]", p, i)
+		if v.required(opPath+".name", op.Name) {
+			if !nameRE.MatchString(op.Name) {
+				v.add(opPath+".name", "must match [a-z0-9-]+")
+			} else if j, dup := seen[op.Name]; dup {
+				v.add(opPath+".name", "duplicate of operations[%d].name", j)
+			} else {
+				seen[op.Name] = i
+			}
+		}
+		v.required(opPath+".action", op.Action)
+		v.required(opPath+".request_template", op.RequestTemplate)
+	}
+	if b.Sign == nil {
+		v.add(p+".sign", "required")
+	} else {
+		if v.required(p+".sign.identity", b.Sign.Identity) {
+			v.secretPath(p+".sign.identity", b.Sign.Identity)
+		}
+	}
+	if b.VerifyResponse != nil {
+		if v.required(p+".verify_response.trust", b.VerifyResponse.Trust) {
+			v.secretPath(p+".verify_response.trust", b.VerifyResponse.Trust)
+		}
+	}
+}
