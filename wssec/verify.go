@@ -295,6 +295,11 @@ func (v *Verified) Bytes(stripSecurity bool) ([]byte, error) {
 		parent.RemoveChildAt(index)
 		defer parent.InsertChildAt(index, v.Security)
 	}
+	// Escape tabs, newlines and carriage returns in attribute values and
+	// carriage returns in text as character references, so that the
+	// upstream's parser reads exactly the values that were verified instead
+	// of normalizing them to spaces (XML 1.0 3.3.3, 2.11).
+	v.Doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalText: true}
 	var buf bytes.Buffer
 	if _, err := v.Doc.WriteTo(&buf); err != nil {
 		return nil, err
