@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"wsgate/config"
+	"wsgate/wssec"
+)
+
+// newFlags returns a flag set that reports to stderr and never exits.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args and refuses stray positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return false
+	}
+	return true
+}
+
+// configProblems loads and validates the file at path and returns every
+// problem as "path.to.field: reason" (or the read/parse error), nil when valid.
+func configProblems(path string) (*config.Config, []string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	cfg, err := config.Load(data)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	if err := cfg.Validate(); err != nil {
+		var out []string
+		for _, fe := range config.FieldErrors(err) {
+			out = append(out, fe.Error())
+		}
+		if len(out) == 0 {
+			out = []string{err.Error()}
+		}
+		return nil, out
+	}
+	return cfg, nil
+}
+
+// loadConfig is configProblems for commands that need a valid config: it
+// prints the problems to w as "FILE: problem" and reports failure.
+func loadConfig(path string, w io.Writer) (*config.Config, bool) {
+	cfg, problems := configProblems(path)
+	for _, p := range problems {
+		fmt.Fprintf(w, "%s: %s\n", path, p)
+	}
+	return cfg, problems == nil
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check-config", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "wsgate check-config: -config is required")
+		return exitUsage
+	}
+	if _, ok := loadConfig(*path, stdout); !ok {
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+// findRoute returns the named route.
+func findRoute(cfg *config.Config, name string) (*config.Route, error) {
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Name == name {
+			return &cfg.Routes[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no route named %q", name)
+}
+
+// readInput reads the file at path, or stdin when path is "" or "-",
+// refusing more than limit bytes.
+func readInput(path string, stdin io.Reader, limit int64) ([]byte, error) {
+	r := stdin
+	if path != "" && path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: input over %d bytes", wssec.ErrTooLarge, limit)
+	}
+	return data, nil
+}
+
+func cmdVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("verify", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	routeName := fs.String("route", "", "route whose inbound policy applies (required)")
+	in := fs.String("in", "", "envelope to verify (default stdin)")
+	at := fs.String("at", "", "judge timestamps and certificates as of this RFC 3339 instant (default now)")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	if *path == "" || *routeName == "" {
+		fmt.Fprintln(stderr, "wsgate verify: -config and -route are required")
+		return exitUsage
+	}
+	now := time.Now
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintf(stderr, "wsgate verify: -at: %v\n", err)
+			return exitUsage
+		}
+		now = func() time.Time { return t }
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitFail
+	}
+	route, err := findRoute(cfg, *routeName)
+	if err == nil && route.SOAP == nil {
+		err = fmt.Errorf("route %q is not a soap route", *routeName)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
+		return exitFail
+	}
+	logger := cliLogger(cfg.Log, stderr)
+	mgr, err := newSecretsManager(cfg, filepath.Dir(*path), logger, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
+		return exitFail
+	}
+	// Offline: the replay cache is never touched.
+	v := newVerifier(cfg, route, mgr, nil, now)
+	if err := mgr.Refresh(ctx); err != nil {
+		// The verifier reports the missing trust itself; say why here.
+		logger.Warn("secrets refresh failed", slog.String("error", err.Error()))
+	}
+	msg, err := readInput(*in, stdin, cfg.Limits.MaxBodyBytes)
+	if err != nil && !errors.Is(err, wssec.ErrTooLarge) {
+		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
+		return exitFail
+	}
+	var verified *wssec.Verified
+	if err == nil {
+		verified, err = v.Verify(ctx, msg)
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "FAIL %s: %v\n", wssec.FaultCode(err), err)
+		return exitFail
+	}
+	signer := ""
+	if verified.Signer != nil {
+		signer = verified.Signer.Subject.String()
+	}
+	fmt.Fprintf(stdout, "OK signer=%s\n", signer)
+	return exitOK
+}
+
+// signingIdentity names the secret a route signs outbound messages with:
+// bridge.sign.identity, else soap.sign_response.
+func signingIdentity(route *config.Route) (string, error) {
+	if b := route.Bridge; b != nil && b.Sign != nil {
+		if b.Sign.TransitKey != "" {
+			return "", errors.New("vault transit signing is not built yet")
+		}
+		if b.Sign.Identity != "" {
+			return b.Sign.Identity, nil
+		}
+	}
+	if route.SOAP != nil && route.SOAP.SignResponse != "" {
+		return route.SOAP.SignResponse, nil
+	}
+	return "", fmt.Errorf("route %q has no signing identity (bridge.sign.identity or soap.sign_response)", route.Name)
+}
+
+func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("sign", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	routeName := fs.String("route", "", "route whose outbound signing identity signs (required)")
+	in := fs.String("in", "", "envelope to sign (default stdin)")
+	out := fs.String("out", "", "where to write the signed envelope (default stdout)")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	if *path == "" || *routeName == "" {
+		fmt.Fprintln(stderr, "wsgate sign: -config and -route are required")
+		return exitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "wsgate sign: %v\n", err)
+		return exitFail
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitFail
+	}
+	route, err := findRoute(cfg, *routeName)
+	if err != nil {
+		return fail(err)
+	}
+	secretPath, err := signingIdentity(route)
+	if err != nil {
+		return fail(err)
+	}
+	logger := cliLogger(cfg.Log, stderr)
+	mgr, err := newSecretsManager(cfg, filepath.Dir(*path), logger, time.Now)
+	if err != nil {
+		return fail(err)
+	}
+	ids := mgr.Identity(secretPath)
+	if err := mgr.Refresh(ctx); err != nil {
+		return fail(fmt.Errorf("loading %s: %w", secretPath, err))
+	}
+	chain, key, err := ids.Identity()
+	if err != nil {
+		return fail(fmt.Errorf("signing identity %s: %w", secretPath, err))
+	}
+	msg, err := readInput(*in, stdin, cfg.Limits.MaxBodyBytes)
+	if err != nil {
+		return fail(err)
+	}
+	ttl := time.Duration(0) // the Signer's default
+	if route.SOAP != nil {
+		ttl = route.SOAP.Timestamp.TTL.D()
+	}
+	signer := wssec.Signer{Chain: chain, Key: key, TTL: ttl}
+	signed, err := signer.SignBytes(msg, xmlLimits(cfg))
+	if err != nil {
+		return fail(err)
+	}
+	if *out == "" || *out == "-" {
+		_, err = stdout.Write(signed)
+	} else {
+		err = os.WriteFile(*out, signed, 0o644)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return exitOK
+}
+
+// cliLogger is the logger of one-shot commands: warnings and errors only,
+// so that their stdout/stderr stay readable in a pipe.
+func cliLogger(l config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.Level)); err != nil || level < slog.LevelWarn {
+		l.Level = "warn"
+	}
+	return newLogger(l, w)
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", stderr)
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	version := "(devel)"
+	info, ok := debug.ReadBuildInfo()
+	if ok && info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	fmt.Fprintf(stdout, "wsgate %s\n%s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if ok {
+		fmt.Fprintf(stdout, "\n%s", info)
+	}
+	return exitOK
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"wsgate/internal/demo"
+	"wsgate/internal/pki"
+)
+
+// Secret paths of the embedded default, relative to DIR/secrets (file backend).
+const (
+	demoTrustPath    = "wsgate/trust/partners"
+	demoPartnerPath  = "wsgate/signing/partner"
+	demoGatewayPath  = "wsgate/signing/gateway"
+	demoJWKSPath     = "wsgate/jwks/demo"
+	demoTokenKeyPath = "wsgate/demo/token-signer"
+)
+
+// demoSample is the unsigned request the printed instructions sign and send.
+const demoSample = `<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Header/>
+  <soap:Body>
+    <echo:Hello xmlns:echo="urn:wsgate:demo:echo">
+      <echo:Name>World</echo:Name>
+    </echo:Hello>
+  </soap:Body>
+</soap:Envelope>
+`
+
+// demoTemplate is the request template of the demo bridge route's operation.
+const demoTemplate = `<echo:Hello xmlns:echo="urn:wsgate:demo:echo"><echo:Name>{{.name}}</echo:Name></echo:Hello>
+`
+
+// demoConfig is the embedded default's configuration; %[1]s is the listen
+// address, %[2]s the SOAP echo and %[3]s the REST echo base URL.
+const demoConfig = `# Written by "wsgate demo" on every run (the demo upstreams get fresh
+# loopback ports each time). The keys under secrets/ are kept between runs;
+# delete this directory to start over with fresh ones.
+listen: %[1]s
+log: {level: info, format: text}
+secrets:
+  backend: file
+  refresh_interval: 1m
+  file:
+    dir: secrets            # relative to this file
+routes:
+  # WS-Security verified: Body and Timestamp must be signed by a certificate
+  # issued by the demo CA (secrets/wsgate/trust/partners.json).
+  - name: echo
+    path_prefix: /soap/echo
+    upstream: %[2]s/ws/echo
+    soap:
+      trust: wsgate/trust/partners
+      require_signed: [body, timestamp]
+  # Plain reverse proxy, no checks.
+  - name: rest-echo
+    path_prefix: /rest/echo
+    upstream: %[3]s/
+    public: true
+  # REST -> SOAP bridge (answers 501 until the bridge lands). Its outbound
+  # signing identity is the demo partner's, which is what
+  # "wsgate sign -route partner" signs with.
+  - name: partner
+    path_prefix: /bridge/partner
+    oauth:
+      issuer: https://idp.demo.invalid/
+      audience: [wsgate-demo]
+      jwks_secret: wsgate/jwks/demo
+      algorithms: [ES256]
+    bridge:
+      upstream: %[2]s/ws/echo
+      soap_version: "1.1"
+      operations:
+        - name: hello
+          action: urn:wsgate:demo:Hello
+          request_template: templates/hello.xml.tmpl
+      sign:
+        identity: wsgate/signing/partner
+`
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) int {
+	fs := newFlags("demo", stderr)
+	dir := fs.String("dir", "demo", "directory for the demo keys, config and sample request (created if absent)")
+	listen := fs.String("listen", "127.0.0.1:8080", "proxy listen address")
+	if !parseFlags(fs, args, stderr) {
+		return exitUsage
+	}
+	created, err := ensureDemoKeys(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return exitFail
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	soapURL, err := demo.Serve(ctx, demo.SOAPEcho(), logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: soap echo: %v\n", err)
+		return exitFail
+	}
+	restURL, err := demo.Serve(ctx, demo.RESTEcho(), logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: rest echo: %v\n", err)
+		return exitFail
+	}
+	cfgPath := filepath.Join(*dir, "wsgate.yaml")
+	files := map[string]string{
+		cfgPath:                            fmt.Sprintf(demoConfig, yamlQuote(*listen), soapURL, restURL),
+		filepath.Join(*dir, "request.xml"): demoSample,
+		filepath.Join(*dir, "templates", "hello.xml.tmpl"): demoTemplate,
+	}
+	for name, content := range files {
+		if err := writeFile(name, []byte(content), 0o644); err != nil {
+			fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+			return exitFail
+		}
+	}
+	keys := "reusing the keys in"
+	if created {
+		keys = "created fresh demo keys in"
+	}
+	announce := func(addr string) {
+		printDemoHelp(stdout, *dir, addr, keys)
+		if ready != nil {
+			ready(addr)
+		}
+	}
+	return serveFile(ctx, cfgPath, stderr, announce)
+}
+
+// printDemoHelp tells a newcomer how to send requests through the demo.
+func printDemoHelp(w io.Writer, dir, addr, keys string) {
+	base := "http://" + addr
+	cfg := filepath.Join(dir, "wsgate.yaml")
+	req := filepath.Join(dir, "request.xml")
+	fmt.Fprintf(w, `wsgate demo is running on %[1]s (%[5]s %[2]s)
+
+Send a signed SOAP request (accepted, echoed by the demo SOAP service):
+  go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s \
+    | curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @- %[1]s/soap/echo
+
+Send it tampered with after signing (rejected: wsse:FailedCheck):
+  go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s | sed 's/World/Mallory/' \
+    | curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @- %[1]s/soap/echo
+
+Send it unsigned (rejected: wsse:InvalidSecurity):
+  curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @%[4]s %[1]s/soap/echo
+
+Verify a signed envelope offline:
+  go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s > /tmp/signed.xml
+  go run ./cmd/wsgate verify -config %[3]s -route echo -in /tmp/signed.xml
+
+The public REST echo:
+  curl -sS %[1]s/rest/echo/hello
+
+Stop with Ctrl-C.
+`, base, dir, cfg, req, keys)
+}
+
+// ensureDemoKeys writes the demo PKI to dir/secrets unless it is already
+// there. It reports whether it created the keys. A half-written key set is
+// refused rather than overwritten.
+func ensureDemoKeys(dir string) (bool, error) {
+	secretsDir := filepath.Join(dir, "secrets")
+	paths := []string{demoTrustPath, demoPartnerPath, demoGatewayPath, demoJWKSPath, demoTokenKeyPath}
+	present := 0
+	for _, p := range paths {
+		_, err := os.Stat(secretFile(secretsDir, p))
+		switch {
+		case err == nil:
+			present++
+		case !errors.Is(err, fs.ErrNotExist):
+			return false, err
+		}
+	}
+	if present == len(paths) {
+		return false, nil
+	}
+	if present > 0 {
+		return false, fmt.Errorf("%s holds only some of the demo keys; remove it to start over", secretsDir)
+	}
+
+	var is pki.Issuer
+	ca, err := is.Issue(pki.Options{CommonName: "wsgate demo CA", IsCA: true}, nil)
+	if err != nil {
+		return false, err
+	}
+	partner, err := is.Issue(pki.Options{CommonName: "demo partner", Key: pki.RSA2048}, ca)
+	if err != nil {
+		return false, err
+	}
+	gateway, err := is.Issue(pki.Options{CommonName: "wsgate demo gateway", Key: pki.RSA2048}, ca)
+	if err != nil {
+		return false, err
+	}
+	tokenKey, err := is.NewKey(pki.ECP256)
+	if err != nil {
+		return false, err
+	}
+	tokenKeyPEM, err := pki.KeyPEM(tokenKey)
+	if err != nil {
+		return false, err
+	}
+	tokenPubDER, err := x509.MarshalPKIXPublicKey(tokenKey.Public())
+	if err != nil {
+		return false, err
+	}
+	tokenPub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: tokenPubDER})
+	secrets := map[string]map[string]string{
+		demoTrustPath:    {"certificates": string(pki.CertPEM(ca.Cert))},
+		demoJWKSPath:     {"public_key": string(tokenPub)},
+		demoTokenKeyPath: {"private_key": string(tokenKeyPEM)},
+	}
+	for path, id := range map[string]*pki.Identity{demoPartnerPath: partner, demoGatewayPath: gateway} {
+		keyPEM, err := pki.KeyPEM(id.Key)
+		if err != nil {
+			return false, err
+		}
+		secrets[path] = map[string]string{
+			"certificate": string(pki.CertPEM(id.Cert, ca.Cert)),
+			"private_key": string(keyPEM),
+		}
+	}
+	for path, fields := range secrets {
+		data, err := json.MarshalIndent(fields, "", "  ")
+		if err != nil {
+			return false, err
+		}
+		if err := writeFile(secretFile(secretsDir, path), append(data, '\n'), 0o600); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// secretFile is where the file backend keeps the secret at path.
+func secretFile(dir, path string) string {
+	return filepath.Join(dir, filepath.FromSlash(path)+".json")
+}
+
+// writeFile writes data, creating parent directories readable by the owner only.
+func writeFile(name string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(name, data, perm)
+}
+
+// demoConfigFor is the demo configuration for the given listen address and upstream base URLs.
+func demoConfigFor(listen, soapURL, restURL string) string {
+	return fmt.Sprintf(demoConfig, yamlQuote(listen), soapURL, restURL)
+}
+
+// yamlQuote quotes s as a YAML double-quoted scalar.
+func yamlQuote(s string) string {
+	b, _ := json.Marshal(s) // a JSON string is a valid YAML double-quoted scalar
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,236 @@
+// Package soap is wsgate's HTTP edge for SOAP routes: it reads a bounded
+// request body, verifies its WS-Security header with a wssec.Verifier, and
+// forwards exactly the verified envelope upstream. A rejected request never
+// reaches the upstream; the client gets a SOAP Fault in its SOAP version and
+// the cause goes to the audit log under the request ID.
+package soap
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"wsgate/wssec"
+)
+
+// DefaultMaxBodyBytes caps a request body when Options leaves both
+// MaxBodyBytes and Limits.MaxBytes unset.
+const DefaultMaxBodyBytes = 10 << 20
+
+// RequestIDHeader carries the request ID in both directions.
+const RequestIDHeader = "X-Request-ID"
+
+// errReadBody means the body could not be read (client gone, read timeout).
+var errReadBody = errors.New("soap: reading the request body failed")
+
+// errSerialize means the verified envelope could not be written back out.
+var errSerialize = errors.New("soap: serializing the verified envelope failed")
+
+// Options configure one SOAP route's handler.
+type Options struct {
+	// Route names the route in logs.
+	Route string
+	// Verifier holds the route's inbound policy. Required.
+	Verifier *wssec.Verifier
+	// Limits bound XML parsing; zero fields take wssec's defaults.
+	Limits wssec.Limits
+	// MaxBodyBytes caps the body read from the client. Zero means
+	// Limits.MaxBytes, or DefaultMaxBodyBytes when that is zero too.
+	MaxBodyBytes int64
+	// StripSecurityHeader forwards the envelope without the processed wsse:Security header.
+	StripSecurityHeader bool
+	// Upstream receives verified requests, typically the route's reverse proxy. Required.
+	Upstream http.Handler
+	// Logger receives one audit record per decision; nil discards them.
+	Logger *slog.Logger
+	// NewRequestID makes a request ID when the client sent no usable one;
+	// nil means 16 random bytes in hex.
+	NewRequestID func() string
+}
+
+// Handler serves one SOAP route. It is safe for concurrent use.
+type Handler struct {
+	opts    Options
+	maxBody int64
+	log     *slog.Logger
+	newID   func() string
+}
+
+// New builds the handler for one SOAP route.
+func New(opts Options) *Handler {
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = opts.Limits.MaxBytes
+	}
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	newID := opts.NewRequestID
+	if newID == nil {
+		newID = NewRequestID
+	}
+	// The parser must not accept more than the body reader lets through.
+	if opts.Limits.MaxBytes == 0 || opts.Limits.MaxBytes > maxBody {
+		opts.Limits.MaxBytes = maxBody
+	}
+	return &Handler{opts: opts, maxBody: maxBody, log: log, newID: newID}
+}
+
+// Handle is the handler as a gin.HandlerFunc.
+func (h *Handler) Handle(c *gin.Context) {
+	h.ServeHTTP(c.Writer, c.Request)
+	c.Abort()
+}
+
+// ServeHTTP verifies the request and either forwards the verified envelope or
+// answers with a SOAP Fault.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := RequestID(r, h.newID)
+	w.Header().Set(RequestIDHeader, id)
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = fmt.Errorf("%w: body over %d bytes", wssec.ErrTooLarge, h.maxBody)
+		} else {
+			err = fmt.Errorf("%w: %v", errReadBody, err)
+		}
+		h.reject(w, r, id, wssec.DetectVersion(body), err)
+		return
+	}
+
+	env, err := wssec.ParseEnvelope(body, h.opts.Limits)
+	if err != nil {
+		// The fault goes out in the version the message itself names; a
+		// message that names none gets a 400 in the SOAP 1.1 shape.
+		h.reject(w, r, id, wssec.DetectVersion(body), err)
+		return
+	}
+	verified, err := h.opts.Verifier.VerifyEnvelope(r.Context(), env)
+	if err != nil {
+		h.reject(w, r, id, env.Version, err)
+		return
+	}
+	out, err := verified.Bytes(h.opts.StripSecurityHeader)
+	if err != nil {
+		h.reject(w, r, id, env.Version, fmt.Errorf("%w: %v", errSerialize, err))
+		return
+	}
+
+	signer := ""
+	if verified.Signer != nil {
+		signer = verified.Signer.Subject.String()
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "soap request accepted",
+		slog.String("route", h.opts.Route),
+		slog.String("request_id", id),
+		slog.String("soap_version", env.Version.String()),
+		slog.String("outcome", "accepted"),
+		slog.String("signer", signer),
+		slog.String("username", verified.Username),
+	)
+
+	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, forwardRequest(r, out, id))
+}
+
+// forwardRequest is r carrying exactly the verified bytes: what the upstream
+// sees is what was checked, never the bytes that came in.
+func forwardRequest(r *http.Request, body []byte, id string) *http.Request {
+	out := r.Clone(r.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	out.TransferEncoding = nil
+	out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	out.Header.Set(RequestIDHeader, id)
+	return out
+}
+
+// reject answers with the fault for err and writes the audit record.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v wssec.SOAPVersion, err error) {
+	f := faultFor(err, v)
+	level := slog.LevelWarn
+	if f.status == http.StatusServiceUnavailable {
+		level = slog.LevelError
+	}
+	h.log.LogAttrs(r.Context(), level, "soap request rejected",
+		slog.String("route", h.opts.Route),
+		slog.String("request_id", id),
+		slog.String("soap_version", v.String()),
+		slog.String("outcome", "rejected"),
+		slog.String("reason", err.Error()),
+		slog.String("fault_code", f.code),
+		slog.Int("status", f.status),
+	)
+	writeFault(w, f, id)
+}
+
+// RequestID returns the client's X-Request-ID when it is a sane token (at most
+// 64 characters of [A-Za-z0-9._-]), else a fresh one from newID. Anything
+// else could inject into logs or the fault document.
+func RequestID(r *http.Request, newID func() string) string {
+	if id := r.Header.Get(RequestIDHeader); saneID(id) {
+		return id
+	}
+	return newID()
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '.' || c == '_' || c == '-' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// NewRequestID returns a fresh request ID: 16 random bytes in hex.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// idWriter keeps exactly one X-Request-ID on the response even when the
+// upstream echoes the one it was sent.
+type idWriter struct {
+	http.ResponseWriter
+	id    string
+	wrote bool
+}
+
+func (w *idWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
+		w.wrote = true
+		w.Header().Set(RequestIDHeader, w.id)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *idWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
