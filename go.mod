@@ -1,6 +1,6 @@
 module wsgate
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/beevik/etree v1.8.1 // indirect
@@ -36,6 +36,7 @@ require (
 	golang.org/x/net v0.51.0 // indirect
 	golang.org/x/sys v0.41.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
