@@ -233,17 +233,24 @@ func parsePKIPath(der []byte) (*signerToken, error) {
 	return &signerToken{cert: certs[len(certs)-1], intermediates: certs[:len(certs)-1]}, nil
 }
 
-// resolveX509Data handles ds:X509Data inside a SecurityTokenReference: an
-// IssuerSerial is looked up in the trust set; a bare X509Certificate is used
-// like a BinarySecurityToken.
+// resolveX509Data handles ds:X509Data inside a SecurityTokenReference. An
+// IssuerSerial is looked up in the trust set; an X509Certificate is used like
+// a BinarySecurityToken (it must chain to the trust set). zeep sends an empty
+// IssuerSerial beside the certificate, which counts as absent.
 func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error) {
-	var embedded *etree.Element
+	var issuerSerial, embedded *etree.Element
 	for _, child := range el.ChildElements() {
 		switch {
-		case is(child, NSDSig, "X509IssuerSerial"):
-			return lookupIssuerSerial(child, trust)
+		case is(child, NSDSig, "X509IssuerSerial") && len(child.ChildElements()) > 0:
+			issuerSerial = child
 		case is(child, NSDSig, "X509Certificate"):
 			embedded = child
+		}
+	}
+	if issuerSerial != nil {
+		token, err := lookupIssuerSerial(issuerSerial, trust)
+		if err == nil || embedded == nil || !errors.Is(err, ErrTokenUnavailable) {
+			return token, err
 		}
 	}
 	if embedded == nil {
