@@ -21,11 +21,11 @@ const (
 )
 
 var (
-	errUndeclaredPrefix  = errors.New("exc-c14n: undeclared namespace prefix")
-	errReservedNamespace = errors.New("exc-c14n: reserved namespace prefix or name misused")
-	errDuplicateAttr     = errors.New("exc-c14n: duplicate attribute or namespace declaration")
-	errInvalidChar       = errors.New("exc-c14n: character not allowed in XML")
-	errUnsupportedNode   = errors.New("exc-c14n: node has no canonical form")
+	errUndeclaredPrefix = errors.New("exc-c14n: undeclared namespace prefix")
+	errNamespaceDecl    = errors.New("exc-c14n: namespace declaration or prefix not allowed by Namespaces in XML 1.0")
+	errDuplicateAttr    = errors.New("exc-c14n: duplicate attribute or namespace declaration")
+	errInvalidChar      = errors.New("exc-c14n: character not allowed in XML")
+	errUnsupportedNode  = errors.New("exc-c14n: node has no canonical form")
 )
 
 // nsBinding is one namespace declaration: prefix ("" for the default) to URI.
@@ -42,10 +42,10 @@ type sortedAttr struct {
 // excFrame is an element being written, with the stack heights to restore
 // when it is closed.
 type excFrame struct {
-	el          *etree.Element
-	next        int // index of the next child token to write
-	scopeMark   int
-	renderedMrk int
+	el           *etree.Element
+	next         int // index of the next child token to write
+	scopeMark    int
+	renderedMark int
 }
 
 // excC14N returns the exclusive canonical form of the subtree rooted at el,
@@ -58,11 +58,11 @@ func excC14N(el *etree.Element, prefixList string) ([]byte, error) {
 
 // appendExcC14N appends the exclusive canonical form of el to dst.
 func appendExcC14N(dst []byte, el *etree.Element, prefixList string) ([]byte, error) {
-	var w excWriter
-	w.buf = dst
-	if w.buf == nil {
-		w.buf = make([]byte, 0, 4096)
+	if el == nil {
+		return dst, fmt.Errorf("%w: no element", errUnsupportedNode)
 	}
+	var w excWriter
+	w.buf = slices.Grow(dst, sizeHint(el, 0))
 	w.scope = w.scopeArr[:0]
 	w.rendered = w.renderedArr[:0]
 	w.listed = w.listedArr[:0]
@@ -82,6 +82,8 @@ func appendExcC14N(dst []byte, el *etree.Element, prefixList string) ([]byte, er
 	return w.buf, nil
 }
 
+// excWriter holds the state of one canonicalization; the arrays give the
+// stacks room for typical messages without further allocation.
 type excWriter struct {
 	buf         []byte
 	scope       []nsBinding // declarations in scope in the document, innermost last
@@ -92,7 +94,7 @@ type excWriter struct {
 	attrs       []sortedAttr // scratch: one element's attributes to sort
 	stack       []excFrame
 
-	scopeArr    [32]nsBinding
+	scopeArr    [16]nsBinding
 	renderedArr [16]nsBinding
 	listedArr   [8]string
 	utilizedArr [8]nsBinding
@@ -126,7 +128,7 @@ func (w *excWriter) pushDecls(el *etree.Element) error {
 		case a.Space == "xmlns" && a.Key != "":
 			prefix = a.Key
 		case a.Space == "xmlns":
-			return fmt.Errorf("%w: empty prefix in xmlns:", errReservedNamespace)
+			return fmt.Errorf("%w: empty prefix in xmlns:", errNamespaceDecl)
 		case a.Space == "" && a.Key == "xmlns":
 			prefix = ""
 		default:
@@ -136,13 +138,16 @@ func (w *excWriter) pushDecls(el *etree.Element) error {
 		switch {
 		case prefix == "xml":
 			if a.Value != xmlNamespaceURI {
-				return fmt.Errorf("%w: xmlns:xml=%q", errReservedNamespace, a.Value)
+				return fmt.Errorf("%w: xmlns:xml=%q", errNamespaceDecl, a.Value)
 			}
 			continue // bound implicitly, never output
 		case prefix == "xmlns":
-			return fmt.Errorf("%w: xmlns:xmlns declared", errReservedNamespace)
+			return fmt.Errorf("%w: xmlns:xmlns declared", errNamespaceDecl)
 		case a.Value == xmlNamespaceURI || a.Value == xmlnsNamespaceURI:
-			return fmt.Errorf("%w: %q bound to %q", errReservedNamespace, prefix, a.Value)
+			return fmt.Errorf("%w: %q bound to %q", errNamespaceDecl, prefix, a.Value)
+		case prefix != "" && a.Value == "":
+			// Only Namespaces in XML 1.1 can undeclare a prefix.
+			return fmt.Errorf("%w: xmlns:%s=\"\"", errNamespaceDecl, prefix)
 		}
 		for _, b := range w.scope[mark:] {
 			if b.prefix == prefix {
@@ -155,16 +160,14 @@ func (w *excWriter) pushDecls(el *etree.Element) error {
 }
 
 // lookup resolves prefix in the document's scope. The default namespace is
-// always found ("" when there is none); a prefix bound to "" (a namespaces
-// 1.1 undeclaration) counts as unbound.
+// always found ("" when there is none).
 func (w *excWriter) lookup(prefix string) (string, bool) {
 	if prefix == "xml" {
 		return xmlNamespaceURI, true
 	}
 	for i := len(w.scope) - 1; i >= 0; i-- {
 		if w.scope[i].prefix == prefix {
-			uri := w.scope[i].uri
-			return uri, prefix == "" || uri != ""
+			return w.scope[i].uri, true
 		}
 	}
 	return "", prefix == ""
@@ -204,7 +207,7 @@ func (w *excWriter) write(root *etree.Element) error {
 		if f.next == len(f.el.Child) {
 			w.end(f.el)
 			w.scope = w.scope[:f.scopeMark]
-			w.rendered = w.rendered[:f.renderedMrk]
+			w.rendered = w.rendered[:f.renderedMark]
 			w.stack = w.stack[:len(w.stack)-1]
 			continue
 		}
@@ -251,7 +254,7 @@ func (w *excWriter) start(el *etree.Element) error {
 	switch el.Space {
 	case "xml":
 	case "xmlns":
-		return fmt.Errorf("%w: element %s:%s", errReservedNamespace, el.Space, el.Tag)
+		return fmt.Errorf("%w: element %s:%s", errNamespaceDecl, el.Space, el.Tag)
 	default:
 		uri, ok := w.lookup(el.Space)
 		if !ok {
@@ -346,7 +349,7 @@ func (w *excWriter) start(el *etree.Element) error {
 		w.buf = append(w.buf, '"')
 	}
 	w.buf = append(w.buf, '>')
-	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMrk: renderedMark})
+	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
 	return nil
 }
 
@@ -354,6 +357,27 @@ func (w *excWriter) end(el *etree.Element) {
 	w.buf = append(w.buf, "</"...)
 	w.buf = appendQName(w.buf, el.Space, el.Tag)
 	w.buf = append(w.buf, '>')
+}
+
+// sizeHint estimates the canonical size of el, so that the output is
+// allocated once: names and values plus a little for escapes and
+// declarations. Past a depth no parser allows it stops counting.
+func sizeHint(el *etree.Element, depth int) int {
+	n := 2*(len(el.Space)+len(el.Tag)) + 6
+	for i := range el.Attr {
+		n += len(el.Attr[i].Space) + len(el.Attr[i].Key) + len(el.Attr[i].Value) + 5
+	}
+	for _, tok := range el.Child {
+		switch t := tok.(type) {
+		case *etree.CharData:
+			n += len(t.Data)
+		case *etree.Element:
+			if depth < 256 {
+				n += sizeHint(t, depth+1)
+			}
+		}
+	}
+	return n + n/16
 }
 
 func appendQName(dst []byte, prefix, local string) []byte {
