@@ -181,12 +181,15 @@ func matchSegment(pat, s string) bool {
 	star, mark := -1, 0
 	for si < len(s) {
 		switch {
-		case pi < len(pat) && (pat[pi] == '?' || pat[pi] == s[si]):
-			pi++
-			si++
+		// A '*' in the pattern is always a wildcard, even facing a literal
+		// '*' in the path; trying it as a literal first would drop the
+		// backtracking point and let "/admin/*x" escape "/admin/*".
 		case pi < len(pat) && pat[pi] == '*':
 			star, mark = pi, si
 			pi++
+		case pi < len(pat) && (pat[pi] == '?' || pat[pi] == s[si]):
+			pi++
+			si++
 		case star >= 0:
 			pi = star + 1
 			mark++

@@ -13,6 +13,9 @@ func TestMatchGlob(t *testing.T) {
 		want          bool
 	}{
 		{"/**", "/", true},
+		{"/*", "/*0", true}, // a literal * in the path must not use up the pattern's *
+		{"/admin/*", "/admin/*x", true},
+		{"/a*b", "/a*xb", true},
 		{"/**", "", true},
 		{"/**", "/a/b/c", true},
 		{"/orders/**", "/orders", true},
