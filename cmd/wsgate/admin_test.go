@@ -21,7 +21,7 @@ func TestAdminReadiness(t *testing.T) {
 	mem := secrets.NewMemory()
 	mgr := secrets.NewManager(mem, nil, func() time.Time { return now })
 	mgr.Trust("wsgate/trust/partners")
-	h := adminHandler(mgr)
+	h := adminHandler(mgr, nil)
 
 	get := func(path string) (int, readiness) {
 		rec := httptest.NewRecorder()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -13,9 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"wsgate/internal/demo"
 	"wsgate/internal/pki"
+	"wsgate/secrets"
 )
 
 // Secret paths of the embedded default, relative to DIR/secrets (file backend).
@@ -25,6 +32,16 @@ const (
 	demoGatewayPath  = "wsgate/signing/gateway"
 	demoJWKSPath     = "wsgate/jwks/demo"
 	demoTokenKeyPath = "wsgate/demo/token-signer"
+)
+
+// The demo's bearer tokens: who issues them, for whom, and what they grant.
+const (
+	demoIssuer   = "https://idp.demo.invalid/"
+	demoAudience = "wsgate-demo"
+	demoSubject  = "demo-user"
+	demoClientID = "wsgate-demo-cli"
+	demoScope    = "echo.read"
+	demoTokenTTL = time.Hour
 )
 
 // demoSample is the unsigned request the printed instructions sign and send.
@@ -64,9 +81,27 @@ routes:
     soap:
       trust: wsgate/trust/partners
       require_signed: [body, timestamp]
-  # Plain reverse proxy, no checks.
+  # OAuth 2.0 bearer tokens: ES256 JWTs (typ at+jwt) from the demo issuer,
+  # verified with the public key in secrets/wsgate/jwks/demo.json. GET needs
+  # scope echo.read, writes need echo.write; the subject reaches the echo
+  # service as X-Auth-Subject and the token itself does not.
   - name: rest-echo
     path_prefix: /rest/echo
+    upstream: %[3]s/
+    oauth:
+      issuer: https://idp.demo.invalid/
+      audience: [wsgate-demo]
+      jwks_secret: wsgate/jwks/demo
+      algorithms: [ES256]
+      require_typ: at+jwt
+      scopes:
+        - {methods: [GET, HEAD], path: "/**", any_of: [echo.read]}
+        - {methods: [POST, PUT, PATCH, DELETE], path: "/**", any_of: [echo.write]}
+      forward_claims: {sub: X-Auth-Subject, scope: X-Auth-Scopes, client_id: X-Auth-Client}
+    rate_limit: {per: subject, rate: 10, burst: 20}
+  # Plain reverse proxy to the same echo service, no checks.
+  - name: public-echo
+    path_prefix: /public/echo
     upstream: %[3]s/
     public: true
   # REST -> SOAP bridge (answers 501 until the bridge lands). Its outbound
@@ -127,12 +162,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 			return exitFail
 		}
 	}
+	token, err := mintDemoToken(*dir, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: minting the demo access token: %v\n", err)
+		return exitFail
+	}
 	keys := "reusing the keys in"
 	if created {
 		keys = "created fresh demo keys in"
 	}
 	announce := func(addr string) {
-		printDemoHelp(stdout, *dir, addr, keys)
+		printDemoHelp(stdout, *dir, addr, keys, token)
 		if ready != nil {
 			ready(addr)
 		}
@@ -141,7 +181,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 }
 
 // printDemoHelp tells a newcomer how to send requests through the demo.
-func printDemoHelp(w io.Writer, dir, addr, keys string) {
+func printDemoHelp(w io.Writer, dir, addr, keys, token string) {
 	base := "http://" + addr
 	cfg := filepath.Join(dir, "wsgate.yaml")
 	req := filepath.Join(dir, "request.xml")
@@ -162,11 +202,66 @@ Verify a signed envelope offline:
   go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s > /tmp/signed.xml
   go run ./cmd/wsgate verify -config %[3]s -route echo -in /tmp/signed.xml
 
-The public REST echo:
-  curl -sS %[1]s/rest/echo/hello
+Call the REST echo with the demo access token (accepted; valid for 1 hour,
+subject %[7]s, scope %[8]s; the echo shows X-Auth-Subject and no Authorization):
+  curl -sS -H "Authorization: Bearer %[6]s" %[1]s/rest/echo/hello
+
+The same token on a POST (rejected: 403 insufficient_scope, it needs echo.write):
+  curl -sS -X POST -H "Authorization: Bearer %[6]s" %[1]s/rest/echo/hello
+
+No token (rejected: 401 with WWW-Authenticate: Bearer realm="wsgate"):
+  curl -sS -i %[1]s/rest/echo/hello
+
+The public REST echo (no checks):
+  curl -sS %[1]s/public/echo/hello
 
 Stop with Ctrl-C.
-`, base, dir, cfg, req, keys)
+`, base, dir, cfg, req, keys, token, demoSubject, demoScope)
+}
+
+// mintDemoToken signs a demo access token (RFC 9068 shape, ES256) with the
+// demo token-signer key, valid from now for demoTokenTTL.
+func mintDemoToken(dir string, now time.Time) (string, error) {
+	fields, err := readSecretFile(filepath.Join(dir, "secrets"), demoTokenKeyPath)
+	if err != nil {
+		return "", err
+	}
+	key, err := secrets.ParsePrivateKey(demoTokenKeyPath, "private_key", fields["private_key"])
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return "", err
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails (Go 1.24+)
+	claims := map[string]any{
+		"iss":       demoIssuer,
+		"aud":       demoAudience,
+		"sub":       demoSubject,
+		"client_id": demoClientID,
+		"scope":     demoScope,
+		"jti":       hex.EncodeToString(jti[:]),
+		"iat":       now.Unix(),
+		"nbf":       now.Unix(),
+		"exp":       now.Add(demoTokenTTL).Unix(),
+	}
+	return jwt.Signed(signer).Claims(claims).Serialize()
+}
+
+// readSecretFile reads the fields of the file-backend secret at path.
+func readSecretFile(dir, path string) (map[string]string, error) {
+	data, err := os.ReadFile(secretFile(dir, path))
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]string
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object of string fields", path)
+	}
+	return fields, nil
 }
 
 // ensureDemoKeys writes the demo PKI to dir/secrets unless it is already

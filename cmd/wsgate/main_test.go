@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -45,9 +48,9 @@ func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 // runningDemo is a demo started in a temp dir.
 type runningDemo struct {
-	dir, base string
-	stdout    *syncBuffer
-	stop      func() int
+	dir, base      string
+	stdout, stderr *syncBuffer
+	stop           func() int
 }
 
 func startDemo(t *testing.T) *runningDemo {
@@ -61,7 +64,7 @@ func startDemo(t *testing.T) *runningDemo {
 		done <- cmdDemo(ctx, []string{"-dir", dir, "-listen", "127.0.0.1:0"}, stdout, stderr,
 			func(addr string) { ready <- addr })
 	}()
-	d := &runningDemo{dir: dir, stdout: stdout}
+	d := &runningDemo{dir: dir, stdout: stdout, stderr: stderr}
 	select {
 	case addr := <-ready:
 		d.base = "http://" + addr
@@ -160,9 +163,9 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 
-	res, body := d.post(t, "/rest/echo/hello", []byte("x"))
+	res, body := d.post(t, "/public/echo/hello", []byte("x"))
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"path": "/hello"`) {
-		t.Errorf("rest echo: %d %s", res.StatusCode, body)
+		t.Errorf("public echo: %d %s", res.StatusCode, body)
 	}
 	res, body = d.post(t, "/bridge/partner/hello", []byte("{}"))
 	if res.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"not_implemented"`) {
@@ -175,6 +178,115 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	if code := d.stop(); code != exitOK {
 		t.Errorf("demo exit code after cancel = %d", code)
+	}
+}
+
+// The demo's REST route accepts the token the demo prints and refuses the rest.
+func TestDemoRESTEndToEnd(t *testing.T) {
+	d := startDemo(t)
+	help := d.stdout.String()
+	m := regexp.MustCompile(`curl -sS -H "Authorization: Bearer ([A-Za-z0-9_.-]+)" (\S+)\n`).FindStringSubmatch(help)
+	if m == nil || m[2] != d.base+"/rest/echo/hello" {
+		t.Fatalf("demo instructions lack the REST curl command:\n%s", help)
+	}
+	token := m[1]
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("printed token is not a JWS: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same signature, payload edited: the signature no longer covers it.
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(
+		bytes.Replace(payload, []byte(`"echo.read"`), []byte(`"echo.write"`), 1)) + "." + parts[2]
+
+	tests := []struct {
+		name, method, auth string
+		status             int
+		challenge          string // WWW-Authenticate, exact when it has no error, else a prefix
+		errCode            string // JSON "error"
+	}{
+		{"no token", http.MethodGet, "", http.StatusUnauthorized, `Bearer realm="wsgate"`, "unauthorized"},
+		{"demo token", http.MethodGet, "Bearer " + token, http.StatusOK, "", ""},
+		{"tampered token", http.MethodGet, "Bearer " + tampered, http.StatusUnauthorized,
+			`Bearer realm="wsgate", error="invalid_token", error_description=`, "invalid_token"},
+		{"wrong scope", http.MethodPost, "Bearer " + token, http.StatusForbidden,
+			`Bearer realm="wsgate", error="insufficient_scope", error_description="the token lacks the required scope", scope="echo.write"`,
+			"insufficient_scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, d.base+"/rest/echo/hello", strings.NewReader("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			req.Header.Set("X-Auth-Subject", "mallory") // a client copy is always dropped
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tt.status, body)
+			}
+			id := res.Header.Get(soap.RequestIDHeader)
+			if id == "" {
+				t.Error("no X-Request-ID")
+			}
+			if tt.status == http.StatusOK {
+				var echo struct {
+					Path    string              `json:"path"`
+					Headers map[string][]string `json:"headers"`
+				}
+				if err := json.Unmarshal(body, &echo); err != nil {
+					t.Fatalf("echo body: %v: %s", err, body)
+				}
+				if got := echo.Headers["X-Auth-Subject"]; len(got) != 1 || got[0] != demoSubject {
+					t.Errorf("X-Auth-Subject at the upstream = %q, want [%s]", got, demoSubject)
+				}
+				if got, ok := echo.Headers["Authorization"]; ok {
+					t.Errorf("Authorization reached the upstream: %q", got)
+				}
+				if echo.Path != "/hello" {
+					t.Errorf("upstream path %q", echo.Path)
+				}
+				return
+			}
+			got := res.Header.Get("WWW-Authenticate")
+			if tt.errCode == "unauthorized" && got != tt.challenge || !strings.HasPrefix(got, tt.challenge) {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.challenge)
+			}
+			var eb map[string]string
+			if err := json.Unmarshal(body, &eb); err != nil {
+				t.Fatalf("error body: %v: %s", err, body)
+			}
+			if eb["error"] != tt.errCode || eb["request_id"] != id || eb["error_description"] == "" {
+				t.Errorf("error body %v, want error %q and request_id %q", eb, tt.errCode, id)
+			}
+		})
+	}
+
+	if code := d.stop(); code != exitOK {
+		t.Errorf("demo exit code after cancel = %d", code)
+	}
+	logs := d.stderr.String()
+	for _, want := range []string{"outcome=accepted", "reason=bad_signature", "reason=insufficient_scope",
+		"reason=no_token", "token_sha256=", "sub=" + demoSubject} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("audit log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, parts[2]) || strings.Contains(logs, parts[1]) {
+		t.Errorf("the token (or part of it) is in the log:\n%s", logs)
 	}
 }
 

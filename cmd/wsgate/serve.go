@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -137,11 +138,13 @@ func newVerifier(cfg *config.Config, r *config.Route, mgr *secrets.Manager, repl
 type gateway struct {
 	cfg     *config.Config
 	secrets *secrets.Manager
+	jwks    []*jwksEntry // the jwks_url key sources of REST routes
 	handler http.Handler
 	logger  *slog.Logger
 }
 
-// newGateway builds every route's handler. It does no I/O: secrets load when serve starts.
+// newGateway builds every route's handler. It does no network I/O (it only
+// reads jwks_ca_cert files): secrets and key sets load when serve starts.
 func newGateway(cfg *config.Config, baseDir string, logger *slog.Logger, now func() time.Time) (*gateway, error) {
 	if cfg.TLS != nil {
 		// Refuse rather than silently serve plain HTTP where TLS was asked for.
@@ -162,6 +165,7 @@ func newGateway(cfg *config.Config, baseDir string, logger *slog.Logger, now fun
 	}
 
 	rt := &router{logger: logger}
+	var sources []*jwksEntry
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		var h http.Handler
@@ -169,9 +173,13 @@ func newGateway(cfg *config.Config, baseDir string, logger *slog.Logger, now fun
 		case config.KindSOAP:
 			h, err = buildSOAPRoute(cfg, r, mgr, replay, now, logger)
 		case config.KindPublic:
-			h, err = newUpstreamProxy(cfg, r, logger.With(slog.String("route", r.Name)))
+			h, err = buildPublicRoute(cfg, r, logger)
 		case config.KindREST:
-			h, err = buildRESTRoute(cfg, r, mgr, logger)
+			var src *jwksEntry
+			h, src, err = buildRESTRoute(cfg, r, baseDir, mgr, now, logger)
+			if src != nil {
+				sources = append(sources, src)
+			}
 		case config.KindBridge:
 			h, err = buildBridgeRoute(cfg, r, mgr, logger)
 		default:
@@ -182,7 +190,7 @@ func newGateway(cfg *config.Config, baseDir string, logger *slog.Logger, now fun
 		}
 		rt.add(r.Name, r.PathPrefix, h)
 	}
-	return &gateway{cfg: cfg, secrets: mgr, handler: rt, logger: logger}, nil
+	return &gateway{cfg: cfg, secrets: mgr, jwks: sources, handler: rt, logger: logger}, nil
 }
 
 // newUpstreamProxy is the route's reverse proxy to its upstream, with the path prefix stripped.
@@ -195,6 +203,19 @@ func newUpstreamProxy(cfg *config.Config, r *config.Route, logger *slog.Logger) 
 	})
 }
 
+// buildPublicRoute is a plain reverse proxy with the body size limit.
+func buildPublicRoute(cfg *config.Config, r *config.Route, logger *slog.Logger) (http.Handler, error) {
+	rlog := logger.With(slog.String("route", r.Name))
+	if r.RateLimit != nil {
+		rlog.Warn("rate_limit is built for oauth routes only so far: this route is not rate limited")
+	}
+	up, err := newUpstreamProxy(cfg, r, rlog)
+	if err != nil {
+		return nil, err
+	}
+	return limitBody(up, cfg.Limits.MaxBodyBytes), nil
+}
+
 func buildSOAPRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, replay wssec.ReplayCache,
 	now func() time.Time, logger *slog.Logger) (http.Handler, error) {
 	rlog := logger.With(slog.String("route", r.Name))
@@ -204,6 +225,9 @@ func buildSOAPRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, r
 	}
 	if r.SOAP.SignResponse != "" {
 		rlog.Warn("soap.sign_response is not built yet: responses are forwarded unsigned")
+	}
+	if r.RateLimit != nil {
+		rlog.Warn("rate_limit is built for oauth routes only so far: this route is not rate limited")
 	}
 	strip := r.SOAP.StripSecurityHeader == nil || *r.SOAP.StripSecurityHeader
 	return soap.New(soap.Options{
@@ -215,12 +239,6 @@ func buildSOAPRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, r
 		Upstream:            up,
 		Logger:              logger, // the audit records name the route themselves
 	}), nil
-}
-
-// buildRESTRoute is the hook for oauth (REST) routes; it answers 501 until
-// the rest package lands.
-func buildRESTRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, logger *slog.Logger) (http.Handler, error) {
-	return notImplemented("rest routes are not implemented yet"), nil
 }
 
 // buildBridgeRoute is the hook for bridge (REST to SOAP) routes; it answers
@@ -274,6 +292,9 @@ func (g *gateway) serve(ctx context.Context, ready func(addr string)) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.secrets.Run(runCtx, g.cfg.Secrets.RefreshInterval.D())
+	for _, j := range g.jwks {
+		go j.src.Run(runCtx) // fetches at once, then as the set's cache headers say
+	}
 	go g.refreshOnHangup(runCtx)
 
 	served := make(chan error, 2)
@@ -289,7 +310,7 @@ func (g *gateway) serve(ctx context.Context, ready func(addr string)) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		admin = &http.Server{
-			Handler:           adminHandler(g.secrets),
+			Handler:           adminHandler(g.secrets, g.jwks),
 			ReadHeaderTimeout: maxReadHeaderTimeout,
 			ReadTimeout:       maxReadHeaderTimeout,
 			ErrorLog:          srv.ErrorLog,
@@ -324,7 +345,7 @@ func (g *gateway) serve(ctx context.Context, ready func(addr string)) error {
 	return nil
 }
 
-// refreshOnHangup re-reads secrets on SIGHUP until ctx ends.
+// refreshOnHangup re-reads secrets and JWK Sets on SIGHUP until ctx ends.
 func (g *gateway) refreshOnHangup(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -334,12 +355,28 @@ func (g *gateway) refreshOnHangup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			g.logger.Info("SIGHUP: refreshing secrets")
-			if err := g.secrets.Refresh(ctx); err != nil {
-				g.logger.Error("secrets refresh failed", slog.String("error", err.Error()))
-			}
+			g.logger.Info("SIGHUP: refreshing secrets and key sets")
+			g.refresh(ctx)
 		}
 	}
+}
+
+// refresh re-reads every secret and re-fetches every JWK Set now. Failures
+// are logged; the last good values stay in use.
+func (g *gateway) refresh(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, j := range g.jwks {
+		wg.Go(func() {
+			if err := j.src.Refresh(ctx); err != nil {
+				g.logger.Error("jwks refresh failed; keeping the last good key set",
+					slog.String("route", j.route), slog.String("url", j.url), slog.String("error", err.Error()))
+			}
+		})
+	}
+	if err := g.secrets.Refresh(ctx); err != nil {
+		g.logger.Error("secrets refresh failed", slog.String("error", err.Error()))
+	}
+	wg.Wait()
 }
 
 // router sends a request to the route with the longest matching path prefix.

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"wsgate/config"
+	"wsgate/internal/ratelimit"
+	"wsgate/oauth"
+	"wsgate/rest"
+	"wsgate/secrets"
+	"wsgate/soap"
+)
+
+// idpTimeout bounds one JWKS fetch or introspection call.
+const idpTimeout = 10 * time.Second
+
+// jwksEntry is a route's JWKS source, kept so serve can run its refresh
+// loop, SIGHUP can refresh it, and /readyz can report it.
+type jwksEntry struct {
+	route, url string
+	src        *oauth.JWKSSource
+}
+
+// buildRESTRoute builds an oauth (REST) route: bearer-token validation,
+// scopes, rate limit and identity headers in front of the route's upstream.
+// It returns the route's JWKS source when it has one. Secrets are only
+// registered with mgr; they load when serve starts, and until then (or if
+// they never load) the route answers 503.
+func buildRESTRoute(cfg *config.Config, r *config.Route, baseDir string, mgr *secrets.Manager,
+	now func() time.Time, logger *slog.Logger) (http.Handler, *jwksEntry, error) {
+	rlog := logger.With(slog.String("route", r.Name))
+	o := r.OAuth
+
+	vo := oauth.Options{
+		Issuer:     o.Issuer,
+		Audience:   o.Audience,
+		Algorithms: o.Algorithms,
+		Leeway:     o.Leeway.D(),
+		RequireTyp: o.RequireTyp,
+		Now:        now,
+		Logger:     rlog,
+	}
+	var jwks *jwksEntry
+	switch {
+	case o.JWKSURL != "":
+		src, err := newJWKSSource(o, baseDir, now, rlog)
+		if err != nil {
+			return nil, nil, err
+		}
+		vo.Keys = src
+		jwks = &jwksEntry{route: r.Name, url: redactURL(o.JWKSURL), src: src}
+	case o.JWKSSecret != "":
+		// The Manager refreshes the secret and keeps its last good value;
+		// KeysFromSecret re-parses only when the fields change.
+		vo.Keys = oauth.KeysFromSecret(mgr.Fields(o.JWKSSecret))
+	}
+	if in := o.Introspection; in != nil {
+		client, err := oauth.NewHTTPClient(nil, idpTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		vo.Introspection = &oauth.IntrospectionOptions{
+			URL:         in.URL,
+			Credentials: oauth.CredentialsFromSecret(mgr.Fields(in.Client)),
+			Client:      client,
+			Timeout:     idpTimeout,
+			CacheTTL:    in.CacheTTL.D(),
+		}
+	}
+	v, err := oauth.NewValidator(vo)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	rules := make([]oauth.ScopeRule, 0, len(o.Scopes))
+	for _, s := range o.Scopes {
+		rules = append(rules, oauth.ScopeRule{Methods: s.Methods, Path: s.Path, AnyOf: s.AnyOf})
+	}
+	scopes, err := oauth.NewScopePolicy(rules)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	up, err := newUpstreamProxy(cfg, r, rlog)
+	if err != nil {
+		return nil, nil, err
+	}
+	ro := rest.Options{
+		Route:             r.Name,
+		PathPrefix:        r.PathPrefix,
+		Validator:         v,
+		Scopes:            scopes,
+		ForwardClaims:     o.ForwardClaims,
+		KeepAuthorization: r.KeepAuthorization,
+		Upstream:          up,
+		Logger:            logger, // the audit records name the route themselves
+		NewRequestID:      soap.NewRequestID,
+	}
+	// Set only when configured: a nil *Memory in the interface would not be nil.
+	if rl := r.RateLimit; rl != nil {
+		lim, err := ratelimit.NewMemory(ratelimit.Options{Rate: rl.Rate, Burst: rl.Burst, Now: now})
+		if err != nil {
+			return nil, nil, err
+		}
+		ro.RateLimiter, ro.RateLimitPer = lim, rl.Per
+	}
+	// No proxy in front is trusted: the client IP is the peer address.
+	h, err := rest.NewHandler(ro, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return limitBody(h, cfg.Limits.MaxBodyBytes), jwks, nil
+}
+
+// newJWKSSource builds the route's jwks_url key source. A relative
+// jwks_ca_cert is resolved against baseDir, like secrets.file.dir.
+func newJWKSSource(o *config.OAuth, baseDir string, now func() time.Time, logger *slog.Logger) (*oauth.JWKSSource, error) {
+	var caPEM []byte
+	if o.JWKSCACert != "" {
+		p := o.JWKSCACert
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("oauth.jwks_ca_cert: %w", err)
+		}
+		caPEM = b
+	}
+	client, err := oauth.NewHTTPClient(caPEM, idpTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("oauth.jwks_ca_cert: %w", err)
+	}
+	return oauth.NewJWKSSource(oauth.JWKSOptions{
+		URL:     o.JWKSURL,
+		Client:  client,
+		Timeout: idpTimeout,
+		Now:     now,
+		Logger:  logger,
+	})
+}
+
+// redactURL hides any password in u, for /readyz and logs.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+// limitBody enforces limits.max_body_bytes on routes that stream the body
+// to the upstream: a declared length over the cap gets 413 at once, and a
+// body that grows past it is cut off.
+func limitBody(next http.Handler, maxBytes int64) http.Handler {
+	if maxBytes <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBytes {
+			writeJSONError(w, r, http.StatusRequestEntityTooLarge, "request_too_large", "the request body is too large")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
