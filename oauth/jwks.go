@@ -52,6 +52,7 @@ type JWKSOptions struct {
 type JWKSSource struct {
 	o      JWKSOptions
 	client *http.Client
+	logURL string // o.URL without any password, for logs
 
 	state      atomic.Pointer[jwksState]
 	fetchMu    sync.Mutex  // serialises fetches; waiters reuse the result
@@ -108,7 +109,7 @@ func NewJWKSSource(o JWKSOptions) (*JWKSSource, error) {
 		c = &cc
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	s := &JWKSSource{o: o, client: c}
+	s := &JWKSSource{o: o, client: c, logURL: redactURL(o.URL)}
 	s.state.Store(&jwksState{})
 	return s, nil
 }
@@ -236,11 +237,11 @@ func (s *JWKSSource) fetch(ctx context.Context, old *jwksState, now time.Time) *
 		next.err = err
 		next.next = now.Add(s.o.MinRefresh)
 		s.o.Logger.Warn("jwks fetch failed; keeping the last good key set",
-			"url", s.o.URL, "error", err.Error(), "have_keys", old.set != nil)
+			"url", s.logURL, "error", err.Error(), "have_keys", old.set != nil)
 	} else {
 		next.set, next.fetched, next.next = set, now, now.Add(ttl)
 		if set.Skipped > 0 {
-			s.o.Logger.Info("jwks entries skipped as unusable", "url", s.o.URL, "skipped", set.Skipped, "keys", set.Len())
+			s.o.Logger.Info("jwks entries skipped as unusable", "url", s.logURL, "skipped", set.Skipped, "keys", set.Len())
 		}
 	}
 	s.state.Store(next)
@@ -306,3 +307,12 @@ func (s *JWKSSource) lifetime(h http.Header, now time.Time) time.Duration {
 }
 
 var _ Refresher = (*JWKSSource)(nil)
+
+// redactURL hides a password in raw, so that logs never carry one.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
