@@ -2,10 +2,7 @@ package wssec
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -46,8 +43,10 @@ func (l Limits) withDefaults() Limits {
 
 // ParseEnvelope parses msg with the hardening limits and checks that it is a
 // SOAP 1.1 or 1.2 envelope with at most one Header and exactly one Body.
-// DOCTYPEs (and so every entity trick), processing instructions and non-UTF-8
-// encodings are refused before anything else looks at the tree.
+// parseXML (xmlparse.go) refuses DOCTYPEs (and so every entity trick),
+// processing instructions and non-UTF-8 encodings, and enforces the depth,
+// element and attribute limits while it reads, before anything else looks
+// at the tree.
 func ParseEnvelope(msg []byte, limits Limits) (*Envelope, error) {
 	limits = limits.withDefaults()
 	if int64(len(msg)) > limits.MaxBytes {
@@ -56,123 +55,11 @@ func ParseEnvelope(msg []byte, limits Limits) (*Envelope, error) {
 	if len(bytes.TrimSpace(msg)) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrNotXML)
 	}
-	var badCharset string
-	doc := etree.NewDocument()
-	doc.ReadSettings = etree.ReadSettings{
-		MaxDepth:               limits.MaxDepth,
-		PreserveDuplicateAttrs: true, // so that duplicates are refused, not silently merged
-		CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
-			switch strings.ToLower(charset) {
-			case "utf-8", "utf8", "us-ascii", "ascii":
-				return input, nil
-			}
-			badCharset = charset
-			return nil, ErrUnsupportedEncoding
-		},
-	}
-	if err := doc.ReadFromBytes(msg); err != nil {
-		switch {
-		case badCharset != "":
-			return nil, fmt.Errorf("%w: %q", ErrUnsupportedEncoding, badCharset)
-		case errors.Is(err, etree.ErrMaxDepth):
-			return nil, fmt.Errorf("%w: limit %d", ErrTooDeep, limits.MaxDepth)
-		case hasDoctype(msg):
-			// Entity references defined by an internal subset fail to parse;
-			// report the DOCTYPE, which is the real reason.
-			return nil, fmt.Errorf("%w: DOCTYPE", ErrDTD)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrNotXML, err)
-	}
-	root, err := checkDocument(doc, limits)
+	doc, err := parseXML(msg, limits)
 	if err != nil {
 		return nil, err
 	}
-	return envelopeOf(doc, root)
-}
-
-// hasDoctype reports whether a DOCTYPE declaration appears in the prolog.
-func hasDoctype(msg []byte) bool {
-	end := bytes.IndexByte(msg, '>')
-	for end >= 0 {
-		prolog := msg[:end]
-		if bytes.Contains(prolog, []byte("<!DOCTYPE")) {
-			return true
-		}
-		// Continue past PIs and comments, which may precede the DOCTYPE.
-		start := bytes.LastIndexByte(prolog, '<')
-		if start >= 0 && len(prolog) > start+1 && prolog[start+1] != '?' && prolog[start+1] != '!' {
-			return false // reached the root element
-		}
-		next := bytes.IndexByte(msg[end+1:], '>')
-		if next < 0 {
-			return false
-		}
-		end += next + 1
-	}
-	return false
-}
-
-// checkDocument enforces the document-level rules and the element and
-// attribute limits, and returns the single root element.
-func checkDocument(doc *etree.Document, limits Limits) (*etree.Element, error) {
-	var root *etree.Element
-	for _, tok := range doc.Child {
-		switch t := tok.(type) {
-		case *etree.Element:
-			if root != nil {
-				return nil, fmt.Errorf("%w: more than one root element", ErrNotXML)
-			}
-			root = t
-		case *etree.CharData:
-			if !t.IsWhitespace() {
-				return nil, fmt.Errorf("%w: text outside the root element", ErrNotXML)
-			}
-		case *etree.Directive:
-			return nil, fmt.Errorf("%w: <!%.20s", ErrDTD, t.Data)
-		case *etree.ProcInst:
-			if t.Target != "xml" || root != nil {
-				return nil, fmt.Errorf("%w: <?%.20s", ErrDTD, t.Target)
-			}
-		}
-	}
-	if root == nil {
-		return nil, fmt.Errorf("%w: no root element", ErrNotXML)
-	}
-	count := 0
-	if err := checkElement(root, limits, &count); err != nil {
-		return nil, err
-	}
-	return root, nil
-}
-
-func checkElement(el *etree.Element, limits Limits, count *int) error {
-	*count++
-	if *count > limits.MaxElements {
-		return fmt.Errorf("%w: more than %d elements", ErrTooManyElements, limits.MaxElements)
-	}
-	if len(el.Attr) > limits.MaxAttributes {
-		return fmt.Errorf("%w: %d attributes on one element", ErrTooManyElements, len(el.Attr))
-	}
-	for i := range el.Attr {
-		for j := i + 1; j < len(el.Attr); j++ {
-			if el.Attr[i].Space == el.Attr[j].Space && el.Attr[i].Key == el.Attr[j].Key {
-				return fmt.Errorf("%w: duplicate attribute %s", ErrNotXML, el.Attr[i].FullKey())
-			}
-		}
-	}
-	for _, tok := range el.Child {
-		switch t := tok.(type) {
-		case *etree.Element:
-			if err := checkElement(t, limits, count); err != nil {
-				return err
-			}
-		case *etree.Directive:
-			return fmt.Errorf("%w: <!%.20s", ErrDTD, t.Data)
-		case *etree.ProcInst:
-			return fmt.Errorf("%w: <?%.20s", ErrDTD, t.Target)
-		}
-	}
-	return nil
+	return envelopeOf(doc, doc.Root())
 }
 
 // envelopeOf checks the SOAP envelope shape.
@@ -227,11 +114,13 @@ func is(el *etree.Element, ns, local string) bool {
 // fully, from its root element alone, so a fault can be sent in the client's
 // version. It returns SOAPUnknown when the message does not tell.
 func DetectVersion(msg []byte) SOAPVersion {
+	i11 := bytes.Index(msg, []byte(NSSOAP11))
+	i12 := bytes.Index(msg, []byte(NSSOAP12))
 	switch {
-	case bytes.Contains(msg, []byte(NSSOAP12)):
-		return SOAP12
-	case bytes.Contains(msg, []byte(NSSOAP11)):
+	case i11 < 0 && i12 < 0:
+		return SOAPUnknown
+	case i12 < 0 || (i11 >= 0 && i11 < i12):
 		return SOAP11
 	}
-	return SOAPUnknown
+	return SOAP12
 }
