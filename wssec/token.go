@@ -51,14 +51,19 @@ const maxMemoized = 4096
 // chainWindow is when a verified chain is valid: every certificate in it is.
 type chainWindow struct{ notBefore, notAfter time.Time }
 
-// parseCertificate parses a certificate from a message, memoized.
-func (t *trustIndex) parseCertificate(der []byte) (*signerToken, error) {
-	if c, ok := t.parsed.Load(string(der)); ok {
+// parseCertificate decodes and parses a base64 certificate from a message,
+// memoized on the text as sent, so a partner's token costs one map lookup.
+func (t *trustIndex) parseCertificate(b64 string) (*signerToken, error) {
+	if c, ok := t.parsed.Load(b64); ok {
 		return &signerToken{cert: c.(*x509.Certificate)}, nil
+	}
+	der, err := decodeBase64(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate is not base64", ErrInvalidToken)
 	}
 	token, err := parseCertificate(der)
 	if err == nil && t.memoized.Add(1) <= maxMemoized {
-		t.parsed.Store(string(der), token.cert)
+		t.parsed.Store(b64, token.cert)
 	}
 	return token, err
 }
@@ -191,14 +196,14 @@ func parseBinarySecurityToken(el *etree.Element, trust *trustIndex) (*signerToke
 	if enc := el.SelectAttrValue("EncodingType", encodingBase64); enc != encodingBase64 {
 		return nil, fmt.Errorf("%w: BinarySecurityToken EncodingType %.100q", ErrInvalidToken, enc)
 	}
-	der, err := decodeBase64(el.Text())
-	if err != nil {
-		return nil, fmt.Errorf("%w: BinarySecurityToken is not base64", ErrInvalidToken)
-	}
 	switch vt := el.SelectAttrValue("ValueType", ""); vt {
 	case valueTypeX509v3:
-		return trust.parseCertificate(der)
+		return trust.parseCertificate(el.Text())
 	case valueTypePKIPath:
+		der, err := decodeBase64(el.Text())
+		if err != nil {
+			return nil, fmt.Errorf("%w: BinarySecurityToken is not base64", ErrInvalidToken)
+		}
 		return parsePKIPath(der)
 	default:
 		return nil, fmt.Errorf("%w: BinarySecurityToken ValueType %.100q", ErrInvalidToken, vt)
@@ -256,11 +261,7 @@ func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error)
 	if embedded == nil {
 		return nil, fmt.Errorf("%w: X509Data holds no IssuerSerial or certificate", ErrInvalidToken)
 	}
-	der, err := decodeBase64(embedded.Text())
-	if err != nil {
-		return nil, fmt.Errorf("%w: X509Certificate is not base64", ErrInvalidToken)
-	}
-	return trust.parseCertificate(der)
+	return trust.parseCertificate(embedded.Text())
 }
 
 func lookupIssuerSerial(el *etree.Element, trust *trustIndex) (*signerToken, error) {
