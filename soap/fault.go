@@ -3,6 +3,7 @@ package soap
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -41,16 +42,21 @@ type fault struct {
 	code     string            // local name in the wsse namespace
 	reason   string
 	receiver bool // the gateway's failure: env:Receiver in SOAP 1.2
+	// upstream marks a failure of the upstream's response (sign_response):
+	// soap:Server / env:Receiver without a wsse code, which would blame
+	// the client's security header.
+	upstream bool
 }
 
 // faultFor is the one place that maps an error to the fault the client sees:
 //   - gateway failures (wssec.ClientError false: trust or replay store
-//     unavailable) are 503, wsse:InvalidSecurity, "service unavailable";
+//     unavailable; the sign_response identity not loaded) are 503,
+//     wsse:InvalidSecurity, "service unavailable";
 //   - everything else is the client's: wsse:<wssec.FaultCode(err)> with the
 //     generic WSS fault string, HTTP 500, or 400 when the SOAP version could
 //     not be told.
 func faultFor(err error, v wssec.SOAPVersion) fault {
-	if !wssec.ClientError(err) {
+	if !wssec.ClientError(err) || errors.Is(err, errSigningUnavailable) {
 		return fault{status: http.StatusServiceUnavailable, version: v, code: "InvalidSecurity",
 			reason: reasonUnavailable, receiver: true}
 	}
@@ -77,7 +83,10 @@ func writeFault(w http.ResponseWriter, f fault, requestID string) {
 		}
 		b.WriteString(`<env:Envelope xmlns:env="` + wssec.NSSOAP12 + `" xmlns:wsse="` + wssec.NSWSSE + `">`)
 		b.WriteString(`<env:Body><env:Fault><env:Code><env:Value>` + value + `</env:Value>`)
-		b.WriteString(`<env:Subcode><env:Value>wsse:` + f.code + `</env:Value></env:Subcode></env:Code>`)
+		if !f.upstream {
+			b.WriteString(`<env:Subcode><env:Value>wsse:` + f.code + `</env:Value></env:Subcode>`)
+		}
+		b.WriteString(`</env:Code>`)
 		b.WriteString(`<env:Reason><env:Text xml:lang="en">`)
 		escape(&b, f.reason)
 		b.WriteString(`</env:Text></env:Reason><env:Detail>`)
@@ -86,7 +95,11 @@ func writeFault(w http.ResponseWriter, f fault, requestID string) {
 		w.Header().Set("Content-Type", ContentType12)
 	} else {
 		b.WriteString(`<soap:Envelope xmlns:soap="` + wssec.NSSOAP11 + `" xmlns:wsse="` + wssec.NSWSSE + `">`)
-		b.WriteString(`<soap:Body><soap:Fault><faultcode>wsse:` + f.code + `</faultcode><faultstring>`)
+		code := "wsse:" + f.code
+		if f.upstream {
+			code = "soap:Server"
+		}
+		b.WriteString(`<soap:Body><soap:Fault><faultcode>` + code + `</faultcode><faultstring>`)
 		escape(&b, f.reason)
 		b.WriteString(`</faultstring><detail>`)
 		writeDetail(&b, requestID)

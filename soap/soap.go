@@ -7,6 +7,7 @@ package soap
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -54,6 +56,31 @@ type Options struct {
 	// NewRequestID makes a request ID when the client sent no usable one;
 	// nil means 16 random bytes in hex.
 	NewRequestID func() string
+	// OnDecision, when set, is called once per request with the verdict
+	// (metrics). It runs on the request's goroutine and must not block.
+	OnDecision func(Decision)
+
+	// SignResponse, when set, signs every upstream response with this
+	// identity (soap.sign_response); see forwardSigned for what is refused.
+	SignResponse IdentitySource
+	// ResponseTTL is the signed response Timestamp's lifetime; zero means 300s.
+	ResponseTTL time.Duration
+	// MaxResponseBytes caps an upstream response that is to be signed (it
+	// is held in memory); zero means the request cap.
+	MaxResponseBytes int64
+	// Now is the clock of response signatures; nil means time.Now.
+	Now func() time.Time
+}
+
+// Decision is the verdict on one request, for metrics.
+type Decision struct {
+	// Context is the request's context (it carries the caller's request state).
+	Context context.Context
+	// Route is Options.Route.
+	Route string
+	// Err is nil when the request was accepted, else the refusal; match it
+	// with errors.Is (wssec.FaultCode and wssec.ClientError classify it).
+	Err error
 }
 
 // Handler serves one SOAP route. It is safe for concurrent use.
@@ -130,6 +157,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The response signing key is fetched before the upstream is called: a
+	// request whose response could not be signed must not run at all.
+	var respSigner *wssec.Signer
+	if h.opts.SignResponse != nil {
+		if respSigner, err = h.responseSigner(); err != nil {
+			h.reject(w, r, id, env.Version, err)
+			return
+		}
+	}
+
 	signer := ""
 	if verified.Signer != nil {
 		signer = verified.Signer.Subject.String()
@@ -143,6 +180,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("username", verified.Username),
 	)
 
+	h.decide(r, nil)
+	if respSigner != nil {
+		h.forwardSigned(w, forwardRequest(r, out, id), id, env.Version, respSigner)
+		return
+	}
 	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, forwardRequest(r, out, id))
 }
 
@@ -175,7 +217,14 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v ws
 		slog.String("fault_code", f.code),
 		slog.Int("status", f.status),
 	)
+	h.decide(r, err)
 	writeFault(w, f, id)
+}
+
+func (h *Handler) decide(r *http.Request, err error) {
+	if h.opts.OnDecision != nil {
+		h.opts.OnDecision(Decision{Context: r.Context(), Route: h.opts.Route, Err: err})
+	}
 }
 
 // RequestID returns the client's X-Request-ID when it is a sane token (at most
