@@ -15,6 +15,10 @@ type Config struct {
 	AdminListen string `yaml:"admin_listen"`
 	// Log selects the slog level and format.
 	Log Log `yaml:"log"`
+	// TrustedProxies lists the CIDRs (or single IPs) of proxies in front of wsgate. Only from
+	// these peers are X-Request-ID and X-Forwarded-For believed; from anyone else the request ID
+	// is generated and the client IP is the peer address. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Limits bound request sizes and timeouts.
 	Limits Limits `yaml:"limits"`
 	// Secrets selects where keys, certificates and passwords come from.
@@ -27,11 +31,14 @@ type Config struct {
 
 // TLS configures the proxy listener's certificate.
 type TLS struct {
-	// Secret is a KV secret with fields certificate and private_key.
+	// Secret is a KV secret with fields certificate (PEM chain, leaf first) and private_key;
+	// a changed secret is served to new connections after the next refresh. TLS 1.2 is the
+	// minimum (ECDHE key exchange with AEAD ciphers only); TLS 1.3 is chosen when offered.
 	Secret string `yaml:"secret"`
 	// PKI issues and renews the listener certificate from Vault's PKI engine.
 	PKI *PKI `yaml:"pki"`
-	// ClientCA, when set, requires client certificates chaining to this bundle secret (mTLS).
+	// ClientCA, when set, requires client certificates chaining to this bundle secret (field
+	// certificates) on every connection (mTLS). The bundle is re-read on refresh and SIGHUP.
 	ClientCA string `yaml:"client_ca"`
 }
 
@@ -69,6 +76,9 @@ type Limits struct {
 	MaxXMLDepth int `yaml:"max_xml_depth"`
 	// MaxXMLElements caps the number of elements in a SOAP message. Default 500000.
 	MaxXMLElements int `yaml:"max_xml_elements"`
+	// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM/SIGINT before
+	// their connections are closed. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // Secrets selects the secrets backend.
@@ -147,8 +157,25 @@ type Route struct {
 	KeepAuthorization bool `yaml:"keep_authorization"`
 	// RateLimit limits requests per subject, client IP, client certificate or route.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// ForwardClientCert, when set, names the upstream header that carries the verified mTLS
+	// client certificate's subject DN (e.g. X-Client-Subject). Client-sent copies of the header
+	// are always dropped. Needs tls.client_ca.
+	ForwardClientCert string `yaml:"forward_client_cert"`
+	// UpstreamTLS configures TLS to an https upstream (and bridge.upstream): the CA bundle to
+	// trust and an optional client identity. Absent: system roots, no client certificate.
+	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
 	// Bridge turns JSON requests into signed SOAP calls.
 	Bridge *Bridge `yaml:"bridge"`
+}
+
+// UpstreamTLS configures how wsgate connects to an https upstream.
+type UpstreamTLS struct {
+	// CA is a KV secret whose field certificates holds the PEM CA bundle the upstream's
+	// certificate must chain to (instead of the system roots).
+	CA string `yaml:"ca"`
+	// Identity is a KV secret (fields certificate, private_key) presented as the client
+	// certificate when the upstream asks for one.
+	Identity string `yaml:"identity"`
 }
 
 // SOAP is a route's inbound WS-Security policy.

@@ -166,7 +166,8 @@ func TestValidateInvalid(t *testing.T) {
 		{"admin same as listen", func(c *Config) { c.AdminListen = c.Listen }, []string{"admin_listen: must differ from listen"}},
 		{"tls neither", func(c *Config) { c.TLS = &TLS{} }, []string{"tls: exactly one of secret or pki is required"}},
 		{"tls both", func(c *Config) { c.TLS = &TLS{Secret: "s", PKI: &PKI{}} }, []string{"tls: secret and pki are mutually exclusive"}},
-		{"tls pki fields", func(c *Config) { c.TLS = &TLS{PKI: &PKI{Mount: "pki"}} }, []string{"tls.pki.role: required", "tls.pki.common_name: required"}},
+		{"tls pki fields", func(c *Config) { c.TLS = &TLS{PKI: &PKI{Mount: "pki"}} }, []string{"tls.pki.role: required", "tls.pki.common_name: required",
+			"tls.pki: needs secrets.backend: vault"}},
 		{"log values", func(c *Config) { c.Log = Log{Level: "loud", Format: "xml"} }, []string{
 			`log.level: "loud" is not one of debug, info, warn, error`, `log.format: "xml" is not one of json, text`}},
 		{"limits", func(c *Config) { c.Limits.MaxBodyBytes = -1; c.Limits.MaxXMLDepth = -2 }, []string{
@@ -266,6 +267,28 @@ func TestValidateInvalid(t *testing.T) {
 			"routes[2].bridge.operations[2].action: required",
 			"routes[2].bridge.operations[2].request_template: required",
 			"routes[2].bridge.sign.identity: required"}},
+		{"trusted proxies", func(c *Config) {
+			c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.1", "::1", "10.0.0.0/33", "proxy.local"}
+		}, []string{
+			`trusted_proxies[3]: "10.0.0.0/33" is not a CIDR or IP address`, `trusted_proxies[4]: "proxy.local" is not a CIDR or IP address`}},
+		{"shutdown timeout", func(c *Config) { c.Limits.ShutdownTimeout = -1 }, []string{"limits.shutdown_timeout: must be positive"}},
+		{"forward_client_cert without mTLS", func(c *Config) { c.Routes[0].ForwardClientCert = "X-Client-Subject" }, []string{
+			"routes[0].forward_client_cert: needs tls.client_ca"}},
+		{"forward_client_cert headers", func(c *Config) {
+			c.TLS = &TLS{Secret: "tls", ClientCA: "cas"}
+			c.Routes[0].ForwardClientCert = "X Client"
+			c.Routes[1].ForwardClientCert = "authorization"
+			c.Routes[2].OAuth.ForwardClaims = map[string]string{"sub": "X-Sub"}
+			c.Routes[2].ForwardClientCert = "x-sub"
+		}, []string{`routes[0].forward_client_cert: "X Client" is not a valid header name`,
+			"routes[1].forward_client_cert: Authorization is reserved",
+			"routes[2].forward_client_cert: header X-Sub already carries a claim"}},
+		{"upstream_tls", func(c *Config) {
+			c.Routes[0].UpstreamTLS = &UpstreamTLS{}
+			c.Routes[1].UpstreamTLS = &UpstreamTLS{CA: "/abs", Identity: "a//b"}
+		}, []string{"routes[0].upstream_tls: set ca, identity or both", "routes[0].upstream_tls: only meaningful with an https upstream",
+			"routes[1].upstream_tls.ca: " + badSecret, "routes[1].upstream_tls.identity: " + badSecret,
+			"routes[1].upstream_tls: only meaningful with an https upstream"}},
 		{"bridge no ops no sign", func(c *Config) { c.Routes[2].Bridge.Operations = nil; c.Routes[2].Bridge.Sign = nil }, []string{
 			"routes[2].bridge.operations: required: at least one operation", "routes[2].bridge.sign: required"}},
 	}
@@ -281,6 +304,30 @@ func TestValidateInvalid(t *testing.T) {
 				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// The operations keys accept what they document.
+func TestValidateOperationsKeys(t *testing.T) {
+	c := base()
+	c.TLS = &TLS{Secret: "wsgate/tls/listener", ClientCA: "wsgate/tls/clients"}
+	c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32"}
+	c.Routes[0].ForwardClientCert = "X-Client-Subject"
+	c.Routes[0].Upstream = "https://u"
+	c.Routes[0].UpstreamTLS = &UpstreamTLS{CA: "wsgate/trust/upstream", Identity: "wsgate/signing/client"}
+	c.Routes[0].RateLimit = &RateLimit{Per: "client_cert", Rate: 1, Burst: 1}
+	c.Routes[2].Bridge.Upstream = "https://u"
+	c.Routes[2].UpstreamTLS = &UpstreamTLS{CA: "wsgate/trust/upstream"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.ShutdownTimeout.D() != DefaultShutdownTimeout {
+		t.Errorf("shutdown_timeout default %s", c.Limits.ShutdownTimeout)
+	}
+	for in, want := range map[string]string{"192.0.2.1": "192.0.2.1/32", "10.1.2.3/8": "10.0.0.0/8", "::ffff:192.0.2.1": "192.0.2.1/32", "::1": "::1/128"} {
+		if p, err := ParseTrustedProxy(in); err != nil || p.String() != want {
+			t.Errorf("ParseTrustedProxy(%q) = %v, %v; want %s", in, p, err, want)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ const (
 	DefaultLeeway          = 60 * time.Second
 	DefaultIntrospectTTL   = 60 * time.Second
 	DefaultSOAPVersion     = "1.1"
+	DefaultShutdownTimeout = 30 * time.Second
 )
 
 // SetDefaults fills every unset field with its default. Load calls it; code
@@ -47,6 +48,7 @@ func (c *Config) SetDefaults() {
 	if l.MaxXMLElements == 0 {
 		l.MaxXMLElements = DefaultMaxXMLElements
 	}
+	setDur(&l.ShutdownTimeout, DefaultShutdownTimeout)
 
 	setDur(&c.Secrets.RefreshInterval, DefaultRefreshInterval)
 	setStr(&c.Secrets.Vault.KVMount, DefaultKVMount)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -192,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLS != nil {
 		c.TLS.validate(v)
+		if c.TLS.PKI != nil && c.TLS.Secret == "" && c.Secrets.Backend != "vault" {
+			v.add("tls.pki", "needs secrets.backend: vault")
+		}
 	}
 	v.oneOf("log.level", c.Log.Level, logLevels)
 	v.oneOf("log.format", c.Log.Format, logFormats)
@@ -203,6 +207,12 @@ func (c *Config) Validate() error {
 	v.positive("limits.upstream_timeout", int64(l.UpstreamTimeout))
 	v.positive("limits.max_xml_depth", int64(l.MaxXMLDepth))
 	v.positive("limits.max_xml_elements", int64(l.MaxXMLElements))
+	v.positive("limits.shutdown_timeout", int64(l.ShutdownTimeout))
+	for i, p := range c.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not a CIDR or IP address", p)
+		}
+	}
 
 	c.Secrets.validate(v)
 
@@ -329,6 +339,7 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	if r.Bridge != nil {
 		r.Bridge.validate(v, p+".bridge")
 	}
+	r.validateTLSKeys(v, p, c)
 	if r.KeepAuthorization && r.OAuth == nil {
 		v.add(p+".keep_authorization", "only meaningful with oauth")
 	}
@@ -347,6 +358,61 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 			v.add(p+".rate_limit.burst", "must be at least 1")
 		}
 	}
+}
+
+func (r *Route) validateTLSKeys(v *validator, p string, c *Config) {
+	if h := r.ForwardClientCert; h != "" {
+		canon := http.CanonicalHeaderKey(h)
+		switch {
+		case !validHeaderName(h):
+			v.add(p+".forward_client_cert", "%q is not a valid header name", h)
+		case slices.Contains(reservedClaim, canon):
+			v.add(p+".forward_client_cert", "%s is reserved", canon)
+		case c.TLS == nil || c.TLS.ClientCA == "":
+			v.add(p+".forward_client_cert", "needs tls.client_ca")
+		case r.OAuth != nil && slices.ContainsFunc(mapValues(r.OAuth.ForwardClaims), func(x string) bool {
+			return http.CanonicalHeaderKey(x) == canon
+		}):
+			v.add(p+".forward_client_cert", "header %s already carries a claim", canon)
+		}
+	}
+	if u := r.UpstreamTLS; u != nil {
+		if u.CA == "" && u.Identity == "" {
+			v.add(p+".upstream_tls", "set ca, identity or both")
+		}
+		v.secretPath(p+".upstream_tls.ca", u.CA)
+		v.secretPath(p+".upstream_tls.identity", u.Identity)
+		up := r.Upstream
+		if r.Bridge != nil {
+			up = r.Bridge.Upstream
+		}
+		if !strings.HasPrefix(strings.ToLower(up), "https://") {
+			v.add(p+".upstream_tls", "only meaningful with an https upstream")
+		}
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, x := range m {
+		out = append(out, x)
+	}
+	return out
+}
+
+// ParseTrustedProxy parses one trusted_proxies entry: a CIDR, or a single
+// IP taken as a host prefix (/32 or /128).
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func (s *SOAP) validate(v *validator, p string) {

@@ -77,7 +77,9 @@ type Options struct {
 
 // Decision is the outcome of one request, for metrics.
 type Decision struct {
-	Route string
+	// Context is the request's context (it carries the caller's request state).
+	Context context.Context
+	Route   string
 	// Outcome is accepted, rejected, rate_limited or unavailable.
 	Outcome string
 	// Reason is oauth.Reason of the error ("ok" when accepted).
@@ -226,7 +228,7 @@ func (h *handler) serve(c *gin.Context) {
 			level = slog.LevelWarn
 		}
 		h.o.Logger.Log(r.Context(), level, "rest request refused", attrs...)
-		h.decide(outcome, reason(err), err)
+		h.decide(r.Context(), outcome, reason(err), err)
 		WriteError(c.Writer, err, reqID)
 	}
 
@@ -263,7 +265,7 @@ func (h *handler) serve(c *gin.Context) {
 	h.o.Logger.Info("rest request accepted", "route", h.o.Route, "request_id", reqID, "outcome", "accepted",
 		"reason", "ok", "method", r.Method, "path", r.URL.Path, "token_sha256", fp.LogID(),
 		"sub", tok.Subject, "client_id", tok.ClientID)
-	h.decide("accepted", "ok", nil)
+	h.decide(r.Context(), "accepted", "ok", nil)
 	h.o.Upstream.ServeHTTP(&plainWriter{w: c.Writer, id: reqID}, r)
 }
 
@@ -308,9 +310,9 @@ func reason(err error) string {
 	return oauth.Reason(err)
 }
 
-func (h *handler) decide(outcome, reason string, err error) {
+func (h *handler) decide(ctx context.Context, outcome, reason string, err error) {
 	if h.o.OnDecision != nil {
-		h.o.OnDecision(Decision{Route: h.o.Route, Outcome: outcome, Reason: reason, Err: err})
+		h.o.OnDecision(Decision{Context: ctx, Route: h.o.Route, Outcome: outcome, Reason: reason, Err: err})
 	}
 }
 

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"wsgate/config"
 	"wsgate/secrets"
 )
 
@@ -13,10 +19,36 @@ import (
 type readiness struct {
 	Ready bool `json:"ready"`
 	// Stale reports that some secret or key set is served from its last good value.
-	Stale   bool                   `json:"stale"`
-	Secrets []secrets.SecretStatus `json:"secrets"`
+	Stale bool `json:"stale"`
+	// Routes reports each route: ready when every secret and key set it uses is loaded.
+	Routes []routeStatus `json:"routes"`
+	// Listener reports the listener's TLS secrets (certificate, client CA), if any.
+	Listener *routeStatus           `json:"listener,omitempty"`
+	Secrets  []secrets.SecretStatus `json:"secrets"`
 	// JWKS lists the jwks_url key sources of REST routes.
 	JWKS []jwksStatus `json:"jwks,omitempty"`
+	// Replay reports the replay store.
+	Replay replayStatus `json:"replay"`
+}
+
+// replayStatus reports the replay store; a shared store that does not
+// answer makes soap routes answer 503, so it makes the gateway not ready.
+type replayStatus struct {
+	Store string `json:"store"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// routeStatus is one route's readiness.
+type routeStatus struct {
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
+	// Ready is false while any of its secrets or key sets never loaded (it answers 503).
+	Ready bool `json:"ready"`
+	// Secrets are the secret paths it uses.
+	Secrets []string `json:"secrets,omitempty"`
+	// NotLoaded lists what never loaded.
+	NotLoaded []string `json:"not_loaded,omitempty"`
 }
 
 // jwksStatus describes one route's JWKS source for /readyz.
@@ -31,38 +63,120 @@ type jwksStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// adminHandler serves /healthz (process alive) and /readyz (every route's
-// secrets and key sets loaded; 503 otherwise). It belongs on admin_listen only.
-func adminHandler(mgr *secrets.Manager, jwks []*jwksEntry) http.Handler {
+// routeSecrets lists the secret paths a route reads, in config order.
+func routeSecrets(r *config.Route) []string {
+	var out []string
+	add := func(p ...string) {
+		for _, s := range p {
+			if s != "" && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	if s := r.SOAP; s != nil {
+		add(s.Trust, s.UsernameToken, s.SignResponse)
+	}
+	if o := r.OAuth; o != nil {
+		add(o.JWKSSecret)
+		if o.Introspection != nil {
+			add(o.Introspection.Client)
+		}
+	}
+	if b := r.Bridge; b != nil {
+		if b.Sign != nil {
+			add(b.Sign.Identity)
+		}
+		if b.VerifyResponse != nil {
+			add(b.VerifyResponse.Trust)
+		}
+	}
+	if u := r.UpstreamTLS; u != nil {
+		add(u.CA, u.Identity)
+	}
+	return out
+}
+
+// readinessOf reports g: config loaded (g exists), and every secret and key
+// set of every route loaded.
+func readinessOf(ctx context.Context, g *gateway) readiness {
+	st := readiness{Ready: true, Secrets: g.secrets.Status(), Replay: replayStatus{Store: g.cfg.Replay.Store, OK: true}}
+	var pkiPath string
+	if g.tls != nil && g.tls.pki != nil {
+		ps := g.tls.pki.cert.Status()
+		pkiPath = ps.Path
+		st.Secrets = append(st.Secrets, ps)
+	}
+	if g.stores != nil && g.stores.ping != nil {
+		if err := g.stores.ping(ctx); err != nil {
+			st.Ready, st.Replay.OK, st.Replay.Error = false, false, err.Error()
+		}
+	}
+	loaded := map[string]bool{}
+	for _, s := range st.Secrets {
+		if !s.Loaded {
+			st.Ready = false
+		}
+		if s.Loaded && !s.StaleSince.IsZero() {
+			st.Stale = true
+		}
+		// A path registered under several kinds is loaded only if all loaded.
+		if v, seen := loaded[s.Path]; !seen || v {
+			loaded[s.Path] = s.Loaded
+		}
+	}
+	jwksLoaded := map[string]bool{}
+	for _, j := range g.jwks {
+		ok, fetched, err := j.src.Status()
+		js := jwksStatus{Route: j.route, URL: j.url, Loaded: ok, FetchedAt: fetched}
+		if err != nil {
+			js.Error = err.Error()
+			if ok {
+				st.Stale = true
+			}
+		}
+		if !ok {
+			st.Ready = false
+		}
+		jwksLoaded[j.route] = ok
+		st.JWKS = append(st.JWKS, js)
+	}
+	status := func(name, kind string, paths []string) routeStatus {
+		rs := routeStatus{Name: name, Kind: kind, Ready: true, Secrets: paths}
+		for _, p := range paths {
+			if !loaded[p] {
+				rs.Ready = false
+				rs.NotLoaded = append(rs.NotLoaded, p)
+			}
+		}
+		return rs
+	}
+	for i := range g.cfg.Routes {
+		r := &g.cfg.Routes[i]
+		rs := status(r.Name, r.Kind(), routeSecrets(r))
+		if ok, has := jwksLoaded[r.Name]; has && !ok {
+			rs.Ready = false
+			rs.NotLoaded = append(rs.NotLoaded, "jwks_url")
+		}
+		st.Routes = append(st.Routes, rs)
+	}
+	if t := g.cfg.TLS; t != nil {
+		ls := status("listener", "tls", slices.DeleteFunc([]string{t.Secret, pkiPath, t.ClientCA}, func(s string) bool { return s == "" }))
+		st.Listener = &ls
+	}
+	return st
+}
+
+// adminHandler serves /healthz (process alive), /readyz (the configuration
+// in service has every secret and key set loaded; 503 otherwise) and
+// /metrics (Prometheus text format, from reg). It belongs on admin_listen only.
+func adminHandler(cur func() *gateway, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		st := readiness{Ready: true, Secrets: mgr.Status()}
-		for _, s := range st.Secrets {
-			if !s.Loaded {
-				st.Ready = false
-			}
-			if s.Loaded && !s.StaleSince.IsZero() {
-				st.Stale = true
-			}
-		}
-		for _, j := range jwks {
-			loaded, fetched, err := j.src.Status()
-			js := jwksStatus{Route: j.route, URL: j.url, Loaded: loaded, FetchedAt: fetched}
-			if err != nil {
-				js.Error = err.Error()
-				if loaded {
-					st.Stale = true
-				}
-			}
-			if !loaded {
-				st.Ready = false
-			}
-			st.JWKS = append(st.JWKS, js)
-		}
+		st := readinessOf(r.Context(), cur())
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if !st.Ready {
@@ -70,5 +184,8 @@ func adminHandler(mgr *secrets.Manager, jwks []*jwksEntry) http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(st)
 	})
+	if reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	return mux
 }

@@ -5,8 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"wsgate/config"
 
 	"wsgate/internal/pki"
 	"wsgate/secrets"
@@ -21,7 +26,10 @@ func TestAdminReadiness(t *testing.T) {
 	mem := secrets.NewMemory()
 	mgr := secrets.NewManager(mem, nil, func() time.Time { return now })
 	mgr.Trust("wsgate/trust/partners")
-	h := adminHandler(mgr, nil)
+	g := &gateway{cfg: &config.Config{Routes: []config.Route{
+		{Name: "orders", SOAP: &config.SOAP{Trust: "wsgate/trust/partners"}},
+	}}, secrets: mgr}
+	h := adminHandler(func() *gateway { return g }, prometheus.NewRegistry())
 
 	get := func(path string) (int, readiness) {
 		rec := httptest.NewRecorder()
@@ -58,8 +66,12 @@ func TestAdminReadiness(t *testing.T) {
 		if code != s.code || r.Ready != s.ready || r.Stale != s.stale || len(r.Secrets) != 1 {
 			t.Errorf("%s: %d %+v", s.name, code, r)
 		}
+		if len(r.Routes) != 1 || r.Routes[0].Name != "orders" || r.Routes[0].Ready != s.ready ||
+			!slices.Equal(r.Routes[0].Secrets, []string{"wsgate/trust/partners"}) {
+			t.Errorf("%s: routes %+v", s.name, r.Routes)
+		}
 	}
-	if code, _ := get("/metrics"); code != http.StatusNotFound {
-		t.Errorf("metrics = %d (not built yet)", code)
+	if code, _ := get("/metrics"); code != http.StatusOK {
+		t.Errorf("metrics = %d", code)
 	}
 }

@@ -104,9 +104,9 @@ routes:
     path_prefix: /public/echo
     upstream: %[3]s/
     public: true
-  # REST -> SOAP bridge (answers 501 until the bridge lands). Its outbound
-  # signing identity is the demo partner's, which is what
-  # "wsgate sign -route partner" signs with.
+  # REST -> SOAP bridge: POST /bridge/partner/hello with a JSON body and the
+  # demo token. Its outbound signing identity is the demo partner's, which is
+  # also what "wsgate sign -route partner" signs with.
   - name: partner
     path_prefix: /bridge/partner
     oauth:

@@ -167,9 +167,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"path": "/hello"`) {
 		t.Errorf("public echo: %d %s", res.StatusCode, body)
 	}
+	// The bridge is behind its route's oauth edge: no token, no SOAP call.
 	res, body = d.post(t, "/bridge/partner/hello", []byte("{}"))
-	if res.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"not_implemented"`) {
-		t.Errorf("bridge hook: %d %s", res.StatusCode, body)
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), `Bearer realm="wsgate"`) {
+		t.Errorf("bridge without a token: %d %s", res.StatusCode, body)
 	}
 	res, _ = d.post(t, "/soap/echoX", signed)
 	if res.StatusCode != http.StatusNotFound {
@@ -418,7 +419,7 @@ func TestDemoConfigIsValid(t *testing.T) {
 	}
 }
 
-func TestServeRefusesInvalidConfigAndUnbuiltBackends(t *testing.T) {
+func TestServeRefusesInvalidConfigAndVaultWithoutToken(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	vault := filepath.Join(dir, "vault.yaml")
@@ -432,8 +433,9 @@ routes:
 	if code != exitFail || !strings.Contains(errOut, bad+": routes: ") {
 		t.Errorf("bad: exit %d, %q", code, errOut)
 	}
+	t.Setenv("VAULT_TOKEN", "")
 	code, _, errOut = runCmd(t, "", "serve", "-config", vault)
-	if code != exitFail || !strings.Contains(errOut, "vault backend not built yet") {
+	if code != exitFail || !strings.Contains(errOut, "token_file or VAULT_TOKEN") {
 		t.Errorf("vault: exit %d, %q", code, errOut)
 	}
 }

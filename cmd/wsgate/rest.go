@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"wsgate/config"
-	"wsgate/internal/ratelimit"
 	"wsgate/oauth"
 	"wsgate/rest"
-	"wsgate/secrets"
 	"wsgate/soap"
 )
 
@@ -32,8 +30,19 @@ type jwksEntry struct {
 // It returns the route's JWKS source when it has one. Secrets are only
 // registered with mgr; they load when serve starts, and until then (or if
 // they never load) the route answers 503.
-func buildRESTRoute(cfg *config.Config, r *config.Route, baseDir string, mgr *secrets.Manager,
-	now func() time.Time, logger *slog.Logger) (http.Handler, *jwksEntry, error) {
+func buildRESTRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
+	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return buildOAuthEdge(env, r, up)
+}
+
+// buildOAuthEdge puts the route's oauth checks (bearer token, scopes, rate
+// limit, identity headers, body limit) in front of up: the reverse proxy of
+// a REST route, or the bridge of a bridge route.
+func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler) (http.Handler, *jwksEntry, error) {
+	cfg, baseDir, mgr, now, logger := env.cfg, env.baseDir, env.secrets, env.now, env.logger
 	rlog := logger.With(slog.String("route", r.Name))
 	o := r.OAuth
 
@@ -87,10 +96,6 @@ func buildRESTRoute(cfg *config.Config, r *config.Route, baseDir string, mgr *se
 		return nil, nil, err
 	}
 
-	up, err := newUpstreamProxy(cfg, r, rlog)
-	if err != nil {
-		return nil, nil, err
-	}
 	ro := rest.Options{
 		Route:             r.Name,
 		PathPrefix:        r.PathPrefix,
@@ -101,17 +106,19 @@ func buildRESTRoute(cfg *config.Config, r *config.Route, baseDir string, mgr *se
 		Upstream:          up,
 		Logger:            logger, // the audit records name the route themselves
 		NewRequestID:      soap.NewRequestID,
+		OnDecision:        restDecision(env.metrics),
 	}
 	// Set only when configured: a nil *Memory in the interface would not be nil.
 	if rl := r.RateLimit; rl != nil {
-		lim, err := ratelimit.NewMemory(ratelimit.Options{Rate: rl.Rate, Burst: rl.Burst, Now: now})
+		lim, err := env.stores.newLimiter(r.Name, rl)
 		if err != nil {
 			return nil, nil, err
 		}
 		ro.RateLimiter, ro.RateLimitPer = lim, rl.Per
 	}
-	// No proxy in front is trusted: the client IP is the peer address.
-	h, err := rest.NewHandler(ro, nil)
+	// The client IP (rate_limit per client_ip) is believed from X-Forwarded-For
+	// only when the peer is one of trusted_proxies.
+	h, err := rest.NewHandler(ro, cfg.TrustedProxies)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -200,7 +200,7 @@ func (idp *fakeIdP) fail() {
 func readyz(t *testing.T, g *gateway) (int, readiness) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	adminHandler(g.secrets, g.jwks).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	adminHandler(func() *gateway { return g }, nil).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	var r readiness
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Fatalf("/readyz body: %v: %s", err, w.Body)

@@ -7,28 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"wsgate/config"
+	"wsgate/internal/metrics"
 	"wsgate/proxy"
 	"wsgate/secrets"
 	"wsgate/soap"
 	"wsgate/wssec"
 )
-
-// shutdownGrace bounds how long in-flight requests may take to finish after
-// SIGINT/SIGTERM before connections are closed.
-const shutdownGrace = 30 * time.Second
 
 // maxReadHeaderTimeout caps the header read so a slow client cannot hold a
 // connection for the whole read_timeout before sending a request line.
@@ -48,20 +40,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // serveFile runs the proxy described by the config file at path until ctx
-// ends. ready, when set, is called with the bound listener address.
+// ends. ready, when set, is called with the bound listener address. SIGHUP
+// re-reads the file and the secrets (see process.reload).
 func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func(addr string)) int {
 	cfg, ok := loadConfig(cfgPath, stderr)
 	if !ok {
 		return exitFail
 	}
-	logger := newLogger(cfg.Log, stderr)
-	gw, err := newGateway(cfg, filepath.Dir(cfgPath), logger, time.Now)
+	p, err := newProcess(cfg.Log, stderr, time.Now)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate serve: %v\n", err)
 		return exitFail
 	}
-	if err := gw.serve(ctx, ready); err != nil {
-		logger.Error("serve failed", slog.String("error", err.Error()))
+	p.cfgPath = cfgPath
+	g, err := p.build(cfg, filepath.Dir(cfgPath), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate serve: %v\n", err)
+		return exitFail
+	}
+	if err := p.serve(ctx, g, ready); err != nil {
+		p.logger.Error("serve failed", slog.String("error", err.Error()))
 		return exitFail
 	}
 	return exitOK
@@ -69,30 +67,79 @@ func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func
 
 // newLogger builds the slog logger config.log asks for, writing to w.
 func newLogger(l config.Log, w io.Writer) *slog.Logger {
+	lv := &slog.LevelVar{}
+	setLevel(lv, l.Level)
+	return newLeveledLogger(l.Format, lv, w)
+}
+
+// setLevel sets lv to a config.log.level name; unknown names mean info.
+func setLevel(lv *slog.LevelVar, name string) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
+	if err := level.UnmarshalText([]byte(name)); err != nil {
 		level = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if l.Format == "text" {
+	lv.Set(level)
+}
+
+// newLeveledLogger builds a JSON (or text) logger whose level a reload can change.
+func newLeveledLogger(format string, lv *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// newSecretsManager builds the secrets manager for the configured backend.
-// Relative file-backend directories are resolved against baseDir, the
-// directory of the config file, so a config and its secrets move together.
+// newSecretsManager builds the secrets manager for the configured backend
+// (one-shot commands; serve shares its backend across reloads, see newBackend).
 func newSecretsManager(cfg *config.Config, baseDir string, logger *slog.Logger, now func() time.Time) (*secrets.Manager, error) {
+	be, err := newBackend(cfg, baseDir, nil, logger)
+	if err != nil {
+		return nil, err
+	}
+	return secrets.NewManager(be.b, logger, now), nil
+}
+
+// backend is a running secrets backend. Gateways built on the same
+// settings share it, so a reload does not log in to Vault again.
+type backend struct {
+	key   backendKey
+	b     secrets.Backend
+	vault *secrets.Vault // nil unless secrets.backend is vault
+	stop  func()         // ends the Vault token renewal; nil for file
+}
+
+type backendKey struct {
+	kind    string
+	vault   config.Vault
+	file    config.File
+	baseDir string
+}
+
+// newBackend returns prev when the backend settings are unchanged, else
+// builds the configured backend. Relative file-backend directories (and
+// Vault's token_file, secret_id_file, ca_cert) are resolved against
+// baseDir, the directory of the config file, so a config and its secrets
+// move together. A new backend is the one place to add another kind.
+func newBackend(cfg *config.Config, baseDir string, prev *backend, logger *slog.Logger) (*backend, error) {
+	key := backendKey{kind: cfg.Secrets.Backend, vault: cfg.Secrets.Vault, file: cfg.Secrets.File, baseDir: baseDir}
+	if prev != nil && prev.key == key {
+		return prev, nil
+	}
 	switch cfg.Secrets.Backend {
 	case "file":
 		dir := cfg.Secrets.File.Dir
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(baseDir, dir)
 		}
-		return secrets.NewManager(secrets.NewFile(dir), logger, now), nil
+		return &backend{key: key, b: secrets.NewFile(dir)}, nil
 	case "vault":
-		return nil, errors.New("vault backend not built yet")
+		// Token renewal and re-login run until stop.
+		v, stop, err := newVaultBackend(context.Background(), cfg, baseDir, logger)
+		if err != nil {
+			return nil, err
+		}
+		return &backend{key: key, b: v, vault: v, stop: stop}, nil
 	}
 	return nil, fmt.Errorf("unknown secrets backend %q", cfg.Secrets.Backend)
 }
@@ -134,117 +181,208 @@ func newVerifier(cfg *config.Config, r *config.Route, mgr *secrets.Manager, repl
 	return v
 }
 
-// gateway is a built proxy: its routes, its secrets and its settings.
+// gateway is one configuration, built: its routes, its secrets, its
+// listener TLS state. A reload builds a new gateway and swaps it in whole.
 type gateway struct {
 	cfg     *config.Config
+	baseDir string
 	secrets *secrets.Manager
 	jwks    []*jwksEntry // the jwks_url key sources of REST routes
-	handler http.Handler
+	handler http.Handler // the router
 	logger  *slog.Logger
+	tls     *listenerTLS // nil without tls
+	trusted trustedProxies
+	stores  *stores
+	backend *backend // the secrets backend the Manager reads
+	metrics *metrics.Metrics
+
+	transports []*http.Transport  // closed (idle connections) when replaced
+	stopFn     context.CancelFunc // ends this gateway's refresh loops
 }
 
-// newGateway builds every route's handler. It does no network I/O (it only
-// reads jwks_ca_cert files): secrets and key sets load when serve starts.
+// routeEnv is what every route builder receives. Builders for new route
+// kinds take it too, so adding one changes no signature.
+type routeEnv struct {
+	cfg     *config.Config
+	baseDir string
+	secrets *secrets.Manager
+	// vault is the Vault backend (for Transit signing); nil with the file backend.
+	vault   *secrets.Vault
+	stores  *stores
+	metrics *metrics.Metrics
+	now     func() time.Time
+	logger  *slog.Logger
+	// transports collects the upstream transports built, so a reload can
+	// release their idle connections.
+	transports *[]*http.Transport
+}
+
+// newGateway builds a gateway with its own process (fresh metrics
+// registry), for tests and one-off use. It does no network I/O.
 func newGateway(cfg *config.Config, baseDir string, logger *slog.Logger, now func() time.Time) (*gateway, error) {
-	if cfg.TLS != nil {
-		// Refuse rather than silently serve plain HTTP where TLS was asked for.
-		return nil, errors.New("tls listener not built yet")
-	}
-	var replay wssec.ReplayCache
-	switch cfg.Replay.Store {
-	case "memory":
-		replay = wssec.NewMemoryReplayCache(now)
-	case "redis":
-		return nil, errors.New("redis replay store not built yet")
-	default:
-		return nil, fmt.Errorf("unknown replay store %q", cfg.Replay.Store)
-	}
-	mgr, err := newSecretsManager(cfg, baseDir, logger, now)
+	p, err := newProcess(cfg.Log, nil, now)
 	if err != nil {
 		return nil, err
 	}
+	p.logger = logger
+	return p.build(cfg, baseDir, nil)
+}
+
+// build turns a validated config into a gateway. prev, the gateway in
+// service, lends the state a reload must keep (the replay store). It does
+// no network I/O beyond reading jwks_ca_cert files: secrets and key sets
+// load when the gateway starts.
+func (p *process) build(cfg *config.Config, baseDir string, prev *gateway) (_ *gateway, err error) {
+	logger, now := p.logger, p.now
+	var prevStores *stores
+	if prev != nil {
+		prevStores = prev.stores
+	}
+	st, err := newStores(cfg, prevStores, now, logger)
+	if err != nil {
+		return nil, err
+	}
+	g := &gateway{cfg: cfg, baseDir: baseDir, logger: logger, stores: st, metrics: p.metrics}
+	defer func() {
+		if err != nil {
+			g.release(prev) // what was built for this config only
+		}
+	}()
+	var prevBackend *backend
+	var prevTLS *listenerTLS
+	if prev != nil {
+		prevBackend, prevTLS = prev.backend, prev.tls
+	}
+	if g.backend, err = newBackend(cfg, baseDir, prevBackend, logger); err != nil {
+		return nil, err
+	}
+	g.secrets = secrets.NewManager(g.backend.b, logger, now)
+	if g.trusted, err = parseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	if g.tls, err = newListenerTLS(cfg, g.secrets, g.backend, prevTLS, logger, now); err != nil {
+		return nil, err
+	}
+	env := &routeEnv{cfg: cfg, baseDir: baseDir, secrets: g.secrets, vault: g.backend.vault, stores: st, metrics: p.metrics,
+		now: now, logger: logger, transports: &g.transports}
 
 	rt := &router{logger: logger}
-	var sources []*jwksEntry
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		var h http.Handler
-		switch r.Kind() {
-		case config.KindSOAP:
-			h, err = buildSOAPRoute(cfg, r, mgr, replay, now, logger)
-		case config.KindPublic:
-			h, err = buildPublicRoute(cfg, r, logger)
-		case config.KindREST:
-			var src *jwksEntry
-			h, src, err = buildRESTRoute(cfg, r, baseDir, mgr, now, logger)
-			if src != nil {
-				sources = append(sources, src)
-			}
-		case config.KindBridge:
-			h, err = buildBridgeRoute(cfg, r, mgr, logger)
-		default:
-			err = errors.New("route kind unknown")
-		}
+		h, src, err := buildRoute(env, r)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
-		rt.add(r.Name, r.PathPrefix, h)
+		if src != nil {
+			g.jwks = append(g.jwks, src)
+		}
+		if r.ForwardClientCert != "" {
+			h = forwardClientCert(r.ForwardClientCert, h)
+		}
+		rt.add(r.Name, r.PathPrefix, routeTag(r.Name, r.Kind(), h))
 	}
-	return &gateway{cfg: cfg, secrets: mgr, jwks: sources, handler: rt, logger: logger}, nil
+	g.handler = rt
+	p.cur.CompareAndSwap(nil, g) // the first gateway built is the one in service
+	return g, nil
+}
+
+// buildRoute is the one switch over route kinds: a new kind adds a case
+// calling its builder with env. A route may return its JWKS source.
+func buildRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
+	switch r.Kind() {
+	case config.KindSOAP:
+		h, err := buildSOAPRoute(env, r)
+		return h, nil, err
+	case config.KindPublic:
+		h, err := buildPublicRoute(env, r)
+		return h, nil, err
+	case config.KindREST:
+		return buildRESTRoute(env, r)
+	case config.KindBridge:
+		return buildBridgeRoute(env, r)
+	}
+	return nil, nil, errors.New("route kind unknown")
+}
+
+// newUpstreamTransportFor is the route's upstream transport (upstream_tls
+// applied), timed for wsgate_upstream_duration_seconds. upstream is the URL
+// dialled: the route's upstream, or bridge.upstream.
+func newUpstreamTransportFor(env *routeEnv, r *config.Route, upstream string) (http.RoundTripper, error) {
+	t, err := newUpstreamTransport(upstream, r.UpstreamTLS, env.secrets)
+	if err != nil {
+		return nil, err
+	}
+	*env.transports = append(*env.transports, t)
+	return &timedTransport{next: t, route: r.Name, metrics: env.metrics, now: env.now}, nil
 }
 
 // newUpstreamProxy is the route's reverse proxy to its upstream, with the path prefix stripped.
-func newUpstreamProxy(cfg *config.Config, r *config.Route, logger *slog.Logger) (http.Handler, error) {
+func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger) (http.Handler, error) {
+	t, err := newUpstreamTransportFor(env, r, r.Upstream)
+	if err != nil {
+		return nil, err
+	}
 	return proxy.New(proxy.Options{
 		Upstream:    r.Upstream,
 		StripPrefix: r.PathPrefix,
-		Timeout:     cfg.Limits.UpstreamTimeout.D(),
+		Timeout:     env.cfg.Limits.UpstreamTimeout.D(),
+		Transport:   t,
 		Logger:      logger,
 	})
 }
 
-// buildPublicRoute is a plain reverse proxy with the body size limit.
-func buildPublicRoute(cfg *config.Config, r *config.Route, logger *slog.Logger) (http.Handler, error) {
-	rlog := logger.With(slog.String("route", r.Name))
-	if r.RateLimit != nil {
-		rlog.Warn("rate_limit is built for oauth routes only so far: this route is not rate limited")
-	}
-	up, err := newUpstreamProxy(cfg, r, rlog)
+// buildPublicRoute is a plain reverse proxy with the body size limit and
+// the route's rate limit (per client_ip, client_cert or route).
+func buildPublicRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
+	rlog := env.logger.With(slog.String("route", r.Name))
+	up, err := newUpstreamProxy(env, r, rlog)
 	if err != nil {
 		return nil, err
 	}
-	return limitBody(up, cfg.Limits.MaxBodyBytes), nil
+	h, err := rateLimited(env, r, limitBody(up, env.cfg.Limits.MaxBodyBytes), rlog)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
-func buildSOAPRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, replay wssec.ReplayCache,
-	now func() time.Time, logger *slog.Logger) (http.Handler, error) {
-	rlog := logger.With(slog.String("route", r.Name))
-	up, err := newUpstreamProxy(cfg, r, rlog)
+func buildSOAPRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
+	cfg := env.cfg
+	rlog := env.logger.With(slog.String("route", r.Name))
+	up, err := newUpstreamProxy(env, r, rlog)
 	if err != nil {
 		return nil, err
 	}
-	if r.SOAP.SignResponse != "" {
-		rlog.Warn("soap.sign_response is not built yet: responses are forwarded unsigned")
-	}
-	if r.RateLimit != nil {
-		rlog.Warn("rate_limit is built for oauth routes only so far: this route is not rate limited")
-	}
 	strip := r.SOAP.StripSecurityHeader == nil || *r.SOAP.StripSecurityHeader
-	return soap.New(soap.Options{
+	so := soap.Options{
 		Route:               r.Name,
-		Verifier:            newVerifier(cfg, r, mgr, replay, now),
+		Verifier:            newVerifier(cfg, r, env.secrets, env.stores.replay, env.now),
 		Limits:              xmlLimits(cfg),
 		MaxBodyBytes:        cfg.Limits.MaxBodyBytes,
 		StripSecurityHeader: strip,
 		Upstream:            up,
-		Logger:              logger, // the audit records name the route themselves
-	}), nil
+		Logger:              env.logger, // the audit records name the route themselves
+		OnDecision:          soapDecision(env.metrics),
+	}
+	// Only set when configured: a typed nil in the interface would read as "sign".
+	if r.SOAP.SignResponse != "" {
+		so.SignResponse = env.secrets.Identity(r.SOAP.SignResponse)
+		so.ResponseTTL = r.SOAP.Timestamp.TTL.D()
+		so.Now = env.now
+	}
+	h := soap.New(so)
+	return rateLimited(env, r, h, rlog)
 }
 
-// buildBridgeRoute is the hook for bridge (REST to SOAP) routes; it answers
-// 501 until the bridge lands.
-func buildBridgeRoute(cfg *config.Config, r *config.Route, mgr *secrets.Manager, logger *slog.Logger) (http.Handler, error) {
-	return notImplemented("bridge routes are not implemented yet"), nil
+// buildBridgeRoute is a bridge (REST to SOAP) route: the oauth edge of
+// REST routes in front of the bridge, so tokens, scopes, rate limits and
+// forward_claims apply unchanged.
+func buildBridgeRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
+	b, err := buildBridge(env, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return buildOAuthEdge(env, r, b)
 }
 
 func notImplemented(msg string) http.Handler {
@@ -254,6 +392,7 @@ func notImplemented(msg string) http.Handler {
 }
 
 // writeJSONError answers with the REST error body of the product contract.
+// The request ID is the one the front door set on the request.
 func writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 	id := soap.RequestID(r, soap.NewRequestID)
 	w.Header().Set(soap.RequestIDHeader, id)
@@ -261,122 +400,6 @@ func writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, de
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc, "request_id": id})
-}
-
-// serve listens, loads secrets, and serves until ctx ends; then it shuts
-// down gracefully, letting in-flight requests finish within shutdownGrace.
-func (g *gateway) serve(ctx context.Context, ready func(addr string)) error {
-	// A secret that fails to load must not stop the gateway: its route
-	// answers 503 until a later refresh succeeds.
-	if err := g.secrets.Refresh(ctx); err != nil {
-		g.logger.Error("secrets refresh failed; affected routes answer 503 until it succeeds",
-			slog.String("error", err.Error()))
-	}
-
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", g.cfg.Listen)
-	if err != nil {
-		return err
-	}
-	readTimeout := g.cfg.Limits.ReadTimeout.D()
-	srv := &http.Server{
-		Handler:           g.handler,
-		ReadHeaderTimeout: min(readTimeout, maxReadHeaderTimeout),
-		ReadTimeout:       readTimeout,
-		MaxHeaderBytes:    g.cfg.Limits.MaxHeaderBytes,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go g.secrets.Run(runCtx, g.cfg.Secrets.RefreshInterval.D())
-	for _, j := range g.jwks {
-		go j.src.Run(runCtx) // fetches at once, then as the set's cache headers say
-	}
-	go g.refreshOnHangup(runCtx)
-
-	served := make(chan error, 2)
-	go func() { served <- srv.Serve(ln) }()
-	addr := ln.Addr().String()
-	g.logger.Info("wsgate listening", slog.String("addr", addr), slog.Int("routes", len(g.cfg.Routes)))
-
-	var admin *http.Server
-	if g.cfg.AdminListen != "" {
-		aln, err := lc.Listen(ctx, "tcp", g.cfg.AdminListen)
-		if err != nil {
-			_ = srv.Close()
-			return fmt.Errorf("admin listener: %w", err)
-		}
-		admin = &http.Server{
-			Handler:           adminHandler(g.secrets, g.jwks),
-			ReadHeaderTimeout: maxReadHeaderTimeout,
-			ReadTimeout:       maxReadHeaderTimeout,
-			ErrorLog:          srv.ErrorLog,
-		}
-		go func() { served <- admin.Serve(aln) }()
-		g.logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
-	}
-	if ready != nil {
-		ready(addr)
-	}
-
-	select {
-	case err := <-served:
-		_ = srv.Close()
-		if admin != nil {
-			_ = admin.Close()
-		}
-		return err
-	case <-ctx.Done():
-	}
-	g.logger.Info("shutting down", slog.Duration("grace", shutdownGrace))
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer scancel()
-	if admin != nil {
-		_ = admin.Shutdown(sctx)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	g.logger.Info("stopped")
-	return nil
-}
-
-// refreshOnHangup re-reads secrets and JWK Sets on SIGHUP until ctx ends.
-func (g *gateway) refreshOnHangup(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			g.logger.Info("SIGHUP: refreshing secrets and key sets")
-			g.refresh(ctx)
-		}
-	}
-}
-
-// refresh re-reads every secret and re-fetches every JWK Set now. Failures
-// are logged; the last good values stay in use.
-func (g *gateway) refresh(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, j := range g.jwks {
-		wg.Go(func() {
-			if err := j.src.Refresh(ctx); err != nil {
-				g.logger.Error("jwks refresh failed; keeping the last good key set",
-					slog.String("route", j.route), slog.String("url", j.url), slog.String("error", err.Error()))
-			}
-		})
-	}
-	if err := g.secrets.Refresh(ctx); err != nil {
-		g.logger.Error("secrets refresh failed", slog.String("error", err.Error()))
-	}
-	wg.Wait()
 }
 
 // router sends a request to the route with the longest matching path prefix.

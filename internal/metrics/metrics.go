@@ -1,0 +1,133 @@
+// Package metrics defines wsgate's Prometheus metric families and registers
+// them on a registry the caller passes in (never the global one), so tests
+// and several gateways in one process stay independent.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of wsgate_requests_total and wsgate_secret_refresh_total.
+const (
+	OutcomeAccepted    = "accepted"     // a protected route let the request through
+	OutcomeForwarded   = "forwarded"    // a public route forwarded it
+	OutcomeRejected    = "rejected"     // a security check refused it
+	OutcomeRateLimited = "rate_limited" // the route's rate limit refused it
+	OutcomeUnavailable = "unavailable"  // the gateway could not decide (secret, replay store or IdP down)
+	OutcomeInvalid     = "invalid"      // refused before any route ran (no route, bad path, too large)
+	OutcomeSuccess     = "success"      // a secret refresh read everything
+	OutcomeFailure     = "failure"      // a secret refresh failed for at least one secret
+)
+
+// SecretAge is one secret's age for wsgate_secret_age_seconds.
+type SecretAge struct {
+	// Path is the secret's path; it labels the series.
+	Path string
+	// LoadedAt is when its held value was read; zero when never loaded (no series).
+	LoadedAt time.Time
+}
+
+// Metrics holds wsgate's metric families. Its methods are safe for concurrent use.
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	rejections *prometheus.CounterVec
+	upstream   *prometheus.HistogramVec
+	refreshes  *prometheus.CounterVec
+}
+
+// New registers the metric families on reg. ages, when set, is called at
+// each scrape for wsgate_secret_age_seconds; now is its clock (nil: time.Now).
+func New(reg prometheus.Registerer, ages func() []SecretAge, now func() time.Time) (*Metrics, error) {
+	if now == nil {
+		now = time.Now
+	}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_requests_total",
+			Help: "Requests handled, by route, protocol (soap, rest, bridge, public, none) and outcome.",
+		}, []string{"route", "protocol", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wsgate_request_duration_seconds",
+			Help:    "Time from request received to response written, upstream included.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "protocol"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_security_rejections_total",
+			Help: "Requests refused by a security check, by route and reason (WS-Security fault code or OAuth reason).",
+		}, []string{"route", "reason"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wsgate_upstream_duration_seconds",
+			Help:    "Time the upstream took to answer (round trip up to response headers).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_secret_refresh_total",
+			Help: "Secret refresh rounds, by outcome (success, failure).",
+		}, []string{"outcome"}),
+	}
+	cs := []prometheus.Collector{m.requests, m.duration, m.rejections, m.upstream, m.refreshes}
+	if ages != nil {
+		cs = append(cs, &ageCollector{ages: ages, now: now, desc: prometheus.NewDesc(
+			"wsgate_secret_age_seconds",
+			"Seconds since each secret's held value was read from the backend.",
+			[]string{"secret"}, nil)})
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Both refresh outcomes exist from the start, so a rate() over them works at once.
+	m.refreshes.WithLabelValues(OutcomeSuccess)
+	m.refreshes.WithLabelValues(OutcomeFailure)
+	return m, nil
+}
+
+// Request records one handled request.
+func (m *Metrics) Request(route, protocol, outcome string, d time.Duration) {
+	m.requests.WithLabelValues(route, protocol, outcome).Inc()
+	m.duration.WithLabelValues(route, protocol).Observe(d.Seconds())
+}
+
+// Rejection records one security refusal; reason must be a short stable code.
+func (m *Metrics) Rejection(route, reason string) {
+	m.rejections.WithLabelValues(route, reason).Inc()
+}
+
+// Upstream records one upstream round trip.
+func (m *Metrics) Upstream(route string, d time.Duration) {
+	m.upstream.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// SecretRefresh records one refresh round.
+func (m *Metrics) SecretRefresh(ok bool) {
+	outcome := OutcomeSuccess
+	if !ok {
+		outcome = OutcomeFailure
+	}
+	m.refreshes.WithLabelValues(outcome).Inc()
+}
+
+// ageCollector reports secret ages computed at scrape time.
+type ageCollector struct {
+	ages func() []SecretAge
+	now  func() time.Time
+	desc *prometheus.Desc
+}
+
+func (c *ageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *ageCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	seen := map[string]bool{} // one path may be registered under several kinds
+	for _, a := range c.ages() {
+		if a.LoadedAt.IsZero() || seen[a.Path] {
+			continue
+		}
+		seen[a.Path] = true
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, now.Sub(a.LoadedAt).Seconds(), a.Path)
+	}
+}

@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestMetrics(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	ages := func() []SecretAge {
+		return []SecretAge{
+			{Path: "wsgate/trust/partners", LoadedAt: now.Add(-30 * time.Second)},
+			{Path: "wsgate/trust/partners", LoadedAt: now.Add(-10 * time.Second)}, // same path, another kind: first wins
+			{Path: "wsgate/users/orders"},                                         // never loaded: no series
+		}
+	}
+	m, err := New(reg, ages, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Request("orders", "soap", OutcomeAccepted, 20*time.Millisecond)
+	m.Request("orders", "soap", OutcomeRejected, 5*time.Millisecond)
+	m.Request("orders", "soap", OutcomeRejected, 5*time.Millisecond)
+	m.Rejection("orders", "FailedCheck")
+	m.Rejection("orders", "FailedCheck")
+	m.Upstream("orders", 15*time.Millisecond)
+	m.SecretRefresh(true)
+	m.SecretRefresh(false)
+	m.SecretRefresh(true)
+
+	want := `
+# HELP wsgate_requests_total Requests handled, by route, protocol (soap, rest, bridge, public, none) and outcome.
+# TYPE wsgate_requests_total counter
+wsgate_requests_total{outcome="accepted",protocol="soap",route="orders"} 1
+wsgate_requests_total{outcome="rejected",protocol="soap",route="orders"} 2
+# HELP wsgate_security_rejections_total Requests refused by a security check, by route and reason (WS-Security fault code or OAuth reason).
+# TYPE wsgate_security_rejections_total counter
+wsgate_security_rejections_total{reason="FailedCheck",route="orders"} 2
+# HELP wsgate_secret_refresh_total Secret refresh rounds, by outcome (success, failure).
+# TYPE wsgate_secret_refresh_total counter
+wsgate_secret_refresh_total{outcome="failure"} 1
+wsgate_secret_refresh_total{outcome="success"} 2
+# HELP wsgate_secret_age_seconds Seconds since each secret's held value was read from the backend.
+# TYPE wsgate_secret_age_seconds gauge
+wsgate_secret_age_seconds{secret="wsgate/trust/partners"} 30
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsgate_requests_total",
+		"wsgate_security_rejections_total", "wsgate_secret_refresh_total", "wsgate_secret_age_seconds"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.duration); n != 1 {
+		t.Errorf("duration series = %d", n)
+	}
+	if n := testutil.CollectAndCount(m.upstream); n != 1 {
+		t.Errorf("upstream series = %d", n)
+	}
+
+	// A registry is passed in, never the global one: a second New on the
+	// same registry is refused, on a fresh one it works.
+	if _, err := New(reg, nil, nil); err == nil {
+		t.Error("registering twice on one registry succeeded")
+	}
+	if _, err := New(prometheus.NewRegistry(), nil, nil); err != nil {
+		t.Error(err)
+	}
+}
