@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
 	"wsgate/config"
 	"wsgate/internal/ratelimit"
 	"wsgate/redisstore"
@@ -18,6 +20,9 @@ import (
 //     bucket (the limit then holds per replica, not in total) and logs the
 //     outage once; it returns to Redis when Redis answers again.
 func newRedisStores(r config.Replay, logger *slog.Logger) (*stores, error) {
+	// go-redis reports dial failures through its own package logger, which
+	// writes plain text to stderr; route it into our structured log.
+	redis.SetLogger(redisstore.LogAdapter{L: logger})
 	c := redisstore.NewClient(r.Redis.Address)
 	return &stores{
 		key:    r,
