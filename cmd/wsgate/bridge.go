@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -8,9 +11,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"wsgate/bridge"
 	"wsgate/config"
+	"wsgate/secrets"
 	"wsgate/wssec"
 )
 
@@ -98,19 +104,68 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 	return h, nil
 }
 
-// bridgeIdentity is the outbound signing key's source, the seam for Vault
-// Transit: with bridge.sign.transit_key, bridge.sign.identity holds only the
-// certificate and a Transit-backed crypto.Signer pairs with it (an
-// IdentitySource returning that chain and signer). Until that lands a
-// transit_key is refused rather than ignored.
+// bridgeIdentity is the outbound signing key's source: the identity secret's
+// certificate and private key, or, with bridge.sign.transit_key, that
+// secret's certificate paired with a Vault Transit key that never leaves
+// Vault.
 func bridgeIdentity(env *routeEnv, s *config.BridgeSign) (bridge.IdentitySource, error) {
 	if s == nil || s.Identity == "" {
 		return nil, errors.New("bridge.sign.identity is required")
 	}
-	if s.TransitKey != "" {
-		return nil, errors.New("bridge.sign.transit_key: vault transit signing is not built yet")
+	if s.TransitKey == "" {
+		return env.secrets.Identity(s.Identity), nil
 	}
-	return env.secrets.Identity(s.Identity), nil
+	if env.vault == nil {
+		return nil, errors.New("bridge.sign.transit_key needs secrets.backend: vault")
+	}
+	return &transitIdentity{path: s.Identity, fields: env.secrets.Fields(s.Identity), vault: env.vault, key: s.TransitKey}, nil
+}
+
+// transitIdentity pairs the certificate chain in an identity secret (field
+// certificate) with a Vault Transit signer. The signer is made on first use
+// and retried on failure, so Vault being down at start-up makes the route
+// answer 503 instead of stopping the gateway.
+type transitIdentity struct {
+	path   string
+	fields *secrets.FieldSet
+	vault  *secrets.Vault
+	key    string
+
+	mu     sync.Mutex
+	signer *secrets.TransitSigner
+	pem    string
+	chain  []*x509.Certificate
+}
+
+// Identity implements bridge.IdentitySource.
+func (t *transitIdentity) Identity() ([]*x509.Certificate, crypto.Signer, error) {
+	fields, err := t.fields.Fields()
+	if err != nil {
+		return nil, nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.signer == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		signer, err := secrets.NewTransitSigner(ctx, t.vault, "", t.key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: transit key %q: %v", secrets.ErrNotLoaded, t.key, err)
+		}
+		t.signer = signer
+	}
+	if pem := fields["certificate"]; pem != t.pem || t.chain == nil {
+		chain, err := secrets.ParseCertificates(t.path, "certificate", pem)
+		if err != nil {
+			return nil, nil, err
+		}
+		pub, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+		if !ok || !pub.Equal(t.signer.Public()) {
+			return nil, nil, fmt.Errorf("%s: certificate does not match transit key %q", t.path, t.key)
+		}
+		t.pem, t.chain = pem, chain
+	}
+	return t.chain, t.signer, nil
 }
 
 // loadBridgeTemplate reads and parses one request template.

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"wsgate/config"
+	"wsgate/internal/vaulttest"
+	"wsgate/secrets"
+	"wsgate/wssec"
+)
+
+type transitTrust []*x509.Certificate
+
+func (c transitTrust) Certificates() ([]*x509.Certificate, error) { return c, nil }
+
+// TestTransitIdentityIntegration signs a bridge message with a key that
+// stays in Vault Transit, paired with the certificate from the identity
+// secret, and checks the result with the inbound verifier.
+func TestTransitIdentityIntegration(t *testing.T) {
+	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	ctx := t.Context()
+	if err := srv.Mount(ctx, "transit", "transit", nil); err != nil {
+		t.Fatal(err)
+	}
+	root, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "transit/keys/orders", map[string]any{"type": "rsa-2048"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(srv.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultConfig(srv.Addr, config.VaultAuth{Method: "token", TokenFile: "token"})
+	v, stop, err := newVaultBackend(ctx, cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	// The partner's certificate for the Transit key, self-signed through Transit.
+	signer, err := secrets.NewTransitSigner(ctx, v, "", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "orders via transit"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if _, err := root.KVv2("secret").Put(ctx, "wsgate/signing/orders", map[string]any{"certificate": certPEM}); err != nil {
+		t.Fatal(err)
+	}
+
+	mgr := secrets.NewManager(v, nil, nil)
+	env := &routeEnv{secrets: mgr, vault: v}
+	src, err := bridgeIdentity(env, &config.BridgeSign{Identity: "wsgate/signing/orders", TransitKey: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := src.Identity(); !errors.Is(err, secrets.ErrNotLoaded) {
+		t.Fatalf("before the secret loads: %v, want ErrNotLoaded", err)
+	}
+	if err := mgr.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	chain, key, err := src.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := (&wssec.Signer{Chain: chain, Key: key}).SignBytes([]byte(
+		`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><o:Get xmlns:o="urn:o">1</o:Get></s:Body></s:Envelope>`), wssec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := &wssec.Verifier{
+		Policy: wssec.Policy{RequireSigned: []wssec.Part{wssec.PartBody, wssec.PartTimestamp}},
+		Trust:  transitTrust{cert},
+	}
+	if _, err := verifier.Verify(ctx, signed); err != nil {
+		t.Fatalf("Transit-signed bridge message: %v", err)
+	}
+
+	// A certificate for another key is refused rather than used.
+	if _, err := root.KVv2("secret").Put(ctx, "wsgate/signing/orders", map[string]any{"certificate": otherCertPEM(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := src.Identity(); err == nil {
+		t.Fatal("a certificate that does not match the Transit key was accepted")
+	}
+}
+
+func otherCertPEM(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../testdata/pki/partner-rsa.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
