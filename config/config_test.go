@@ -168,6 +168,14 @@ func TestValidateInvalid(t *testing.T) {
 		{"tls both", func(c *Config) { c.TLS = &TLS{Secret: "s", PKI: &PKI{}} }, []string{"tls: secret and pki are mutually exclusive"}},
 		{"tls pki fields", func(c *Config) { c.TLS = &TLS{PKI: &PKI{Mount: "pki"}} }, []string{"tls.pki.role: required", "tls.pki.common_name: required",
 			"tls.pki: needs secrets.backend: vault"}},
+		{"transit needs vault", func(c *Config) {
+			c.Secrets.Backend, c.Secrets.File.Dir = "file", "secrets"
+			for i := range c.Routes {
+				if c.Routes[i].Bridge != nil {
+					c.Routes[i].Bridge.Sign.TransitKey = "orders"
+				}
+			}
+		}, []string{"routes[2].bridge.sign.transit_key: needs secrets.backend: vault"}},
 		{"log values", func(c *Config) { c.Log = Log{Level: "loud", Format: "xml"} }, []string{
 			`log.level: "loud" is not one of debug, info, warn, error`, `log.format: "xml" is not one of json, text`}},
 		{"limits", func(c *Config) { c.Limits.MaxBodyBytes = -1; c.Limits.MaxXMLDepth = -2 }, []string{

@@ -229,6 +229,9 @@ func (c *Config) Validate() error {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		p := fmt.Sprintf("routes[%d]", i)
+		if b := r.Bridge; b != nil && b.Sign != nil && b.Sign.TransitKey != "" && c.Secrets.Backend != "vault" {
+			v.add(p+".bridge.sign.transit_key", "needs secrets.backend: vault")
+		}
 		if v.required(p+".name", r.Name) {
 			if !nameRE.MatchString(r.Name) {
 				v.add(p+".name", "must match [a-z0-9-]+")
