@@ -117,6 +117,8 @@ type Envelope struct {
 	Envelope *etree.Element
 	Header   *etree.Element // may be nil
 	Body     *etree.Element
+
+	size int // of the parsed message, to size the serialized output
 }
 
 // Verified is the outcome of a successful verification. Only what it holds

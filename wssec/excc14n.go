@@ -3,8 +3,10 @@ package wssec
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -13,7 +15,9 @@ import (
 // Exclusive XML Canonicalization 1.0 without comments
 // (https://www.w3.org/TR/xml-exc-c14n/), written straight from the tree:
 // namespaces are resolved with two small stacks instead of a map per
-// element, and the output goes into one []byte. The tree is only read.
+// element, and the output goes into one []byte or, for digests, through a
+// small pooled buffer straight into the hash, so that no copy of the
+// canonical form ever exists. The tree is only read.
 
 const (
 	xmlNamespaceURI   = "http://www.w3.org/XML/1998/namespace"
@@ -33,10 +37,11 @@ type nsBinding struct {
 	prefix, uri string
 }
 
-// sortedAttr is a non-namespace attribute with its resolved namespace URI.
+// sortedAttr is a non-namespace attribute: its index in the element's Attr
+// and a scope reference to its namespace (nsNone for none). Indices rather
+// than pointers: the scratch slices then hold nothing the GC must trace.
 type sortedAttr struct {
-	uri string
-	a   *etree.Attr
+	ns, i int32
 }
 
 // excFrame is an element being written, with the stack heights to restore
@@ -63,10 +68,64 @@ func appendExcC14N(dst []byte, el *etree.Element, prefixList string) ([]byte, er
 	}
 	var w excWriter
 	w.buf = slices.Grow(dst, sizeHint(el, 0))
+	w.n = len(w.buf)
+	w.buf = w.buf[:cap(w.buf)]
+	if err := w.run(el, prefixList); err != nil {
+		return dst, err
+	}
+	return w.buf[:w.n], nil
+}
+
+// writeExcC14N writes the exclusive canonical form of el to sink (a hash, in
+// practice) in chunks of at most excChunk bytes. On error, part of the form
+// may have been written.
+func writeExcC14N(sink io.Writer, el *etree.Element, prefixList string) error {
+	return writeExcC14NChunked(sink, el, prefixList, excChunk)
+}
+
+// excChunk is the buffer between the writer and its sink: big enough that a
+// hash sees few calls, small enough to stay in L1.
+const excChunk = 4096
+
+func writeExcC14NChunked(sink io.Writer, el *etree.Element, prefixList string, chunk int) error {
+	if el == nil {
+		return fmt.Errorf("%w: no element", errUnsupportedNode)
+	}
+	w := excWriterPool.Get().(*excWriter)
+	defer w.release()
+	w.sink = sink
+	w.buf = w.chunk[:max(1, min(chunk, len(w.chunk)))]
+	if err := w.run(el, prefixList); err != nil {
+		return err
+	}
+	w.flush()
+	return w.sinkErr
+}
+
+// excWriterPool recycles writers (a few KB each, with their stacks and
+// chunk buffer) across digests.
+var excWriterPool = sync.Pool{New: func() any { return new(excWriter) }}
+
+// release drops every reference into the tree and returns w to the pool.
+func (w *excWriter) release() {
+	w.sink, w.sinkErr, w.buf, w.n = nil, nil, nil, 0
+	w.scope, w.rendered, w.listed, w.utilized, w.attrs, w.stack = nil, nil, nil, nil, nil, nil
+	w.listDefault = false
+	clear(w.scopeArr[:])
+	clear(w.renderedArr[:])
+	clear(w.listedArr[:])
+	clear(w.utilizedArr[:])
+	clear(w.attrsArr[:])
+	clear(w.stackArr[:])
+	excWriterPool.Put(w)
+}
+
+// run canonicalizes el into w.
+func (w *excWriter) run(el *etree.Element, prefixList string) error {
 	w.scope = w.scopeArr[:0]
 	w.rendered = w.renderedArr[:0]
 	w.listed = w.listedArr[:0]
-	for _, p := range strings.Fields(prefixList) {
+	for p := range strings.FieldsSeq(prefixList) {
 		if p == "#default" {
 			w.listDefault = true
 			continue
@@ -74,32 +133,85 @@ func appendExcC14N(dst []byte, el *etree.Element, prefixList string) ([]byte, er
 		w.listed = append(w.listed, p)
 	}
 	if err := w.pushAncestors(el); err != nil {
-		return dst, err
+		return err
 	}
-	if err := w.write(el); err != nil {
-		return dst, err
-	}
-	return w.buf, nil
+	return w.write(el)
 }
 
 // excWriter holds the state of one canonicalization; the arrays give the
 // stacks room for typical messages without further allocation.
 type excWriter struct {
+	// The output is buf[:n]. Only n moves on the hot path: storing a slice
+	// into a heap object costs a GC write barrier per call.
 	buf         []byte
+	n           int
+	sink        io.Writer // nil: buf grows; else buf is flushed into sink when full
+	sinkErr     error
 	scope       []nsBinding // declarations in scope in the document, innermost last
-	rendered    []nsBinding // declarations output so far on open elements, innermost last
+	rendered    []int32     // scope references output so far on open elements, innermost last
 	listed      []string
 	listDefault bool
-	utilized    []nsBinding  // scratch: declarations to consider on one element
+	utilized    []int32      // scratch: scope references to consider on one element
 	attrs       []sortedAttr // scratch: one element's attributes to sort
 	stack       []excFrame
 
 	scopeArr    [16]nsBinding
-	renderedArr [16]nsBinding
+	renderedArr [16]int32
 	listedArr   [8]string
-	utilizedArr [8]nsBinding
+	utilizedArr [8]int32
 	attrsArr    [8]sortedAttr
 	stackArr    [16]excFrame
+	chunk       [excChunk]byte
+}
+
+// str writes s.
+func (w *excWriter) str(s string) {
+	if len(s) > len(w.buf)-w.n {
+		w.slow(s)
+		return
+	}
+	w.n += copy(w.buf[w.n:], s)
+}
+
+// byte writes c.
+func (w *excWriter) byte(c byte) {
+	if w.n == len(w.buf) {
+		w.flush()
+	}
+	w.buf[w.n] = c
+	w.n++
+}
+
+// slow writes s when it does not fit: through the sink in chunks, or by
+// growing buf.
+func (w *excWriter) slow(s string) {
+	if w.sink == nil {
+		w.buf = append(w.buf[:w.n], s...)
+		w.n = len(w.buf)
+		w.buf = w.buf[:cap(w.buf)]
+		return
+	}
+	for {
+		k := copy(w.buf[w.n:], s)
+		w.n += k
+		if s = s[k:]; s == "" {
+			return
+		}
+		w.flush()
+	}
+}
+
+// flush hands the buffered bytes to the sink, or makes room in buf.
+func (w *excWriter) flush() {
+	if w.sink == nil {
+		w.buf = slices.Grow(w.buf[:w.n], 1)
+		w.buf = w.buf[:cap(w.buf)]
+		return
+	}
+	if w.n > 0 && w.sinkErr == nil {
+		_, w.sinkErr = w.sink.Write(w.buf[:w.n])
+	}
+	w.n = 0
 }
 
 // pushAncestors puts the declarations of el's ancestors in scope, outermost
@@ -159,40 +271,73 @@ func (w *excWriter) pushDecls(el *etree.Element) error {
 	return nil
 }
 
+// Scope references: an index into excWriter.scope, or one of these for the
+// bindings that are never declared.
+const (
+	nsNone = -1 // the empty default namespace (prefix "", URI "")
+	nsXML  = -2 // the xml prefix, bound implicitly
+)
+
+func (w *excWriter) prefixOf(ref int32) string {
+	switch ref {
+	case nsNone:
+		return ""
+	case nsXML:
+		return "xml"
+	}
+	return w.scope[ref].prefix
+}
+
+func (w *excWriter) uriOf(ref int32) string {
+	switch ref {
+	case nsNone:
+		return ""
+	case nsXML:
+		return xmlNamespaceURI
+	}
+	return w.scope[ref].uri
+}
+
 // lookup resolves prefix in the document's scope. The default namespace is
-// always found ("" when there is none).
-func (w *excWriter) lookup(prefix string) (string, bool) {
+// always found (nsNone when there is none).
+func (w *excWriter) lookup(prefix string) (int32, bool) {
 	if prefix == "xml" {
-		return xmlNamespaceURI, true
+		return nsXML, true
 	}
 	for i := len(w.scope) - 1; i >= 0; i-- {
 		if w.scope[i].prefix == prefix {
-			return w.scope[i].uri, true
+			return int32(i), true
 		}
 	}
-	return "", prefix == ""
+	return nsNone, prefix == ""
 }
 
-// inEffect is the value of prefix as output by the nearest output ancestor;
-// at the apex only the empty default namespace is in effect.
-func (w *excWriter) inEffect(prefix string) (string, bool) {
+// inEffect reports whether the binding ref refers to is what the nearest
+// output ancestor rendered for its prefix; at the apex only the empty
+// default namespace is in effect.
+func (w *excWriter) inEffect(ref int32) bool {
+	prefix := w.prefixOf(ref)
 	for i := len(w.rendered) - 1; i >= 0; i-- {
-		if w.rendered[i].prefix == prefix {
-			return w.rendered[i].uri, true
+		r := w.rendered[i]
+		if r == ref {
+			return true
+		}
+		if w.prefixOf(r) == prefix {
+			return w.uriOf(r) == w.uriOf(ref)
 		}
 	}
-	return "", prefix == ""
+	return prefix == "" && w.uriOf(ref) == ""
 }
 
-// addUtilized records that prefix (bound to uri) must be in effect on the
-// current element.
-func (w *excWriter) addUtilized(prefix, uri string) {
-	for _, b := range w.utilized {
-		if b.prefix == prefix {
+// addUtilized records that the binding ref must be in effect on the current
+// element. lookup returns one ref per prefix, so refs compare as prefixes do.
+func (w *excWriter) addUtilized(ref int32) {
+	for _, u := range w.utilized {
+		if u == ref {
 			return
 		}
 	}
-	w.utilized = append(w.utilized, nsBinding{prefix, uri})
+	w.utilized = append(w.utilized, ref)
 }
 
 func (w *excWriter) write(root *etree.Element) error {
@@ -219,20 +364,19 @@ func (w *excWriter) write(root *etree.Element) error {
 				return err
 			}
 		case *etree.CharData:
-			var err error
-			if w.buf, err = appendC14NText(w.buf, t.Data); err != nil {
+			if err := w.escaped(t.Data, &c14nTextClass); err != nil {
 				return err
 			}
 		case *etree.Comment:
 			// Without comments.
 		case *etree.ProcInst:
-			w.buf = append(w.buf, "<?"...)
-			w.buf = append(w.buf, t.Target...)
+			w.str("<?")
+			w.str(t.Target)
 			if t.Inst != "" {
-				w.buf = append(w.buf, ' ')
-				w.buf = append(w.buf, t.Inst...)
+				w.byte(' ')
+				w.str(t.Inst)
 			}
-			w.buf = append(w.buf, "?>"...)
+			w.str("?>")
 		default:
 			// Directives (<!DOCTYPE ...>) have no node in the XPath data model.
 			return fmt.Errorf("%w: %T inside element", errUnsupportedNode, tok)
@@ -256,11 +400,11 @@ func (w *excWriter) start(el *etree.Element) error {
 	case "xmlns":
 		return fmt.Errorf("%w: element %s:%s", errNamespaceDecl, el.Space, el.Tag)
 	default:
-		uri, ok := w.lookup(el.Space)
+		ref, ok := w.lookup(el.Space)
 		if !ok {
 			return fmt.Errorf("%w: %q on element %s", errUndeclaredPrefix, el.Space, el.Tag)
 		}
-		w.addUtilized(el.Space, uri)
+		w.addUtilized(ref)
 	}
 	// ... and its attributes' prefixes.
 	for i := range el.Attr {
@@ -269,16 +413,16 @@ func (w *excWriter) start(el *etree.Element) error {
 		case a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns"):
 			continue
 		case a.Space == "":
-			w.attrs = append(w.attrs, sortedAttr{"", a})
+			w.attrs = append(w.attrs, sortedAttr{nsNone, int32(i)})
 		case a.Space == "xml":
-			w.attrs = append(w.attrs, sortedAttr{xmlNamespaceURI, a})
+			w.attrs = append(w.attrs, sortedAttr{nsXML, int32(i)})
 		default:
-			uri, ok := w.lookup(a.Space)
+			ref, ok := w.lookup(a.Space)
 			if !ok {
 				return fmt.Errorf("%w: %q on attribute %s", errUndeclaredPrefix, a.Space, a.Key)
 			}
-			w.addUtilized(a.Space, uri)
-			w.attrs = append(w.attrs, sortedAttr{uri, a})
+			w.addUtilized(ref)
+			w.attrs = append(w.attrs, sortedAttr{ref, int32(i)})
 		}
 	}
 	// InclusiveNamespaces PrefixList: treated as by inclusive C14N, so
@@ -287,76 +431,88 @@ func (w *excWriter) start(el *etree.Element) error {
 		if p == "xml" || p == "xmlns" {
 			continue
 		}
-		if uri, ok := w.lookup(p); ok && p != "" {
-			w.addUtilized(p, uri)
+		if ref, ok := w.lookup(p); ok && p != "" {
+			w.addUtilized(ref)
 		}
 	}
 	if w.listDefault {
-		uri, _ := w.lookup("")
-		w.addUtilized("", uri)
+		ref, _ := w.lookup("")
+		w.addUtilized(ref)
 	}
 
 	// Namespace declarations by prefix, default first.
 	ns := w.utilized
 	for i := 1; i < len(ns); i++ {
-		for j := i; j > 0 && ns[j].prefix < ns[j-1].prefix; j-- {
+		for j := i; j > 0 && w.prefixOf(ns[j]) < w.prefixOf(ns[j-1]); j-- {
 			ns[j], ns[j-1] = ns[j-1], ns[j]
 		}
 	}
-	// Attributes by (namespace URI, local name), no namespace first.
-	if len(w.attrs) > 1 {
-		slices.SortFunc(w.attrs, func(x, y sortedAttr) int {
-			if c := strings.Compare(x.uri, y.uri); c != 0 {
-				return c
+	// Attributes by (namespace URI, local name), no namespace first; a
+	// pair that compares equal is one attribute twice.
+	attrs := w.attrs
+	if len(attrs) > 16 {
+		slices.SortFunc(attrs, func(x, y sortedAttr) int { return w.compareAttrs(el, x, y) })
+	} else {
+		for i := 1; i < len(attrs); i++ {
+			for j := i; j > 0 && w.compareAttrs(el, attrs[j], attrs[j-1]) < 0; j-- {
+				attrs[j], attrs[j-1] = attrs[j-1], attrs[j]
 			}
-			return strings.Compare(x.a.Key, y.a.Key)
-		})
-		for i := 1; i < len(w.attrs); i++ {
-			if w.attrs[i].uri == w.attrs[i-1].uri && w.attrs[i].a.Key == w.attrs[i-1].a.Key {
-				return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, w.attrs[i].a.Key, el.Tag)
-			}
+		}
+	}
+	for i := 1; i < len(attrs); i++ {
+		if w.compareAttrs(el, attrs[i], attrs[i-1]) == 0 {
+			return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, el.Attr[attrs[i].i].Key, el.Tag)
 		}
 	}
 
-	w.buf = append(w.buf, '<')
-	w.buf = appendQName(w.buf, el.Space, el.Tag)
-	for _, b := range ns {
-		if cur, ok := w.inEffect(b.prefix); ok && cur == b.uri {
+	w.byte('<')
+	w.qname(el.Space, el.Tag)
+	for _, ref := range ns {
+		if w.inEffect(ref) {
 			continue
 		}
-		if b.prefix == "" {
-			w.buf = append(w.buf, ` xmlns="`...)
+		if prefix := w.prefixOf(ref); prefix == "" {
+			w.str(` xmlns="`)
 		} else {
-			w.buf = append(w.buf, ` xmlns:`...)
-			w.buf = append(w.buf, b.prefix...)
-			w.buf = append(w.buf, `="`...)
+			w.str(` xmlns:`)
+			w.str(prefix)
+			w.str(`="`)
 		}
-		var err error
-		if w.buf, err = appendC14NAttrValue(w.buf, b.uri); err != nil {
+		if err := w.escaped(w.uriOf(ref), &c14nAttrClass); err != nil {
 			return err
 		}
-		w.buf = append(w.buf, '"')
-		w.rendered = append(w.rendered, b)
+		w.byte('"')
+		w.rendered = append(w.rendered, ref)
 	}
-	for _, sa := range w.attrs {
-		w.buf = append(w.buf, ' ')
-		w.buf = appendQName(w.buf, sa.a.Space, sa.a.Key)
-		w.buf = append(w.buf, `="`...)
-		var err error
-		if w.buf, err = appendC14NAttrValue(w.buf, sa.a.Value); err != nil {
+	for _, sa := range attrs {
+		a := &el.Attr[sa.i]
+		w.byte(' ')
+		w.qname(a.Space, a.Key)
+		w.str(`="`)
+		if err := w.escaped(a.Value, &c14nAttrClass); err != nil {
 			return err
 		}
-		w.buf = append(w.buf, '"')
+		w.byte('"')
 	}
-	w.buf = append(w.buf, '>')
+	w.byte('>')
 	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
 	return nil
 }
 
+// compareAttrs orders attributes by namespace URI, then local name.
+func (w *excWriter) compareAttrs(el *etree.Element, x, y sortedAttr) int {
+	if x.ns != y.ns {
+		if c := strings.Compare(w.uriOf(x.ns), w.uriOf(y.ns)); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(el.Attr[x.i].Key, el.Attr[y.i].Key)
+}
+
 func (w *excWriter) end(el *etree.Element) {
-	w.buf = append(w.buf, "</"...)
-	w.buf = appendQName(w.buf, el.Space, el.Tag)
-	w.buf = append(w.buf, '>')
+	w.str("</")
+	w.qname(el.Space, el.Tag)
+	w.byte('>')
 }
 
 // sizeHint estimates the canonical size of el, so that the output is
@@ -380,12 +536,18 @@ func sizeHint(el *etree.Element, depth int) int {
 	return n + n/16
 }
 
-func appendQName(dst []byte, prefix, local string) []byte {
-	if prefix != "" {
-		dst = append(dst, prefix...)
-		dst = append(dst, ':')
+func (w *excWriter) qname(prefix, local string) {
+	if prefix != "" && len(prefix)+1+len(local) <= len(w.buf)-w.n {
+		n := w.n + copy(w.buf[w.n:], prefix)
+		w.buf[n] = ':'
+		w.n = n + 1 + copy(w.buf[n+1:], local)
+		return
 	}
-	return append(dst, local...)
+	if prefix != "" {
+		w.str(prefix)
+		w.byte(':')
+	}
+	w.str(local)
 }
 
 // Escape classes of ASCII bytes: 0 copied as is, 1 escaped, 2 not allowed
@@ -407,25 +569,17 @@ func escClasses(escaped string) (t [128]uint8) {
 	return t
 }
 
-func appendC14NText(dst []byte, s string) ([]byte, error) {
-	return appendEscaped(dst, s, &c14nTextClass)
-}
-
-func appendC14NAttrValue(dst []byte, s string) ([]byte, error) {
-	return appendEscaped(dst, s, &c14nAttrClass)
-}
-
-// appendEscaped appends s with the C14N escapes. Characters XML cannot carry
-// (invalid UTF-8, control characters, U+FFFE, U+FFFF) are an error rather
-// than silently replaced: the signed bytes must be exactly what was read.
-func appendEscaped(dst []byte, s string, class *[128]uint8) ([]byte, error) {
+// escaped writes s with the C14N escapes of class. Characters XML cannot
+// carry (invalid UTF-8, control characters, U+FFFE, U+FFFF) are an error
+// rather than silently replaced: the signed bytes must be exactly what was read.
+func (w *excWriter) escaped(s string, class *[128]uint8) error {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRuneInString(s[i:])
 			if (r == utf8.RuneError && n == 1) || r == 0xFFFE || r == 0xFFFF {
-				return dst, fmt.Errorf("%w: byte offset %d", errInvalidChar, i)
+				return fmt.Errorf("%w: byte offset %d", errInvalidChar, i)
 			}
 			i += n - 1
 			continue
@@ -434,26 +588,27 @@ func appendEscaped(dst []byte, s string, class *[128]uint8) ([]byte, error) {
 		case 0:
 			continue
 		case 2:
-			return dst, fmt.Errorf("%w: %#x", errInvalidChar, c)
+			return fmt.Errorf("%w: %#x", errInvalidChar, c)
 		}
-		dst = append(dst, s[last:i]...)
+		w.str(s[last:i])
 		switch c {
 		case '&':
-			dst = append(dst, "&amp;"...)
+			w.str("&amp;")
 		case '<':
-			dst = append(dst, "&lt;"...)
+			w.str("&lt;")
 		case '>':
-			dst = append(dst, "&gt;"...)
+			w.str("&gt;")
 		case '"':
-			dst = append(dst, "&quot;"...)
+			w.str("&quot;")
 		case '\t':
-			dst = append(dst, "&#x9;"...)
+			w.str("&#x9;")
 		case '\n':
-			dst = append(dst, "&#xA;"...)
+			w.str("&#xA;")
 		case '\r':
-			dst = append(dst, "&#xD;"...)
+			w.str("&#xD;")
 		}
 		last = i + 1
 	}
-	return append(dst, s[last:]...), nil
+	w.str(s[last:])
+	return nil
 }

@@ -18,45 +18,97 @@ const (
 // over the whole document in one pass, so an ID cannot hide in an unexpected
 // place, and it also records every ID-like attribute value, so that a
 // referenced ID that appears twice, in any spelling, fails the message.
+//
+// A message has a handful of IDs: they are kept in a slice searched
+// linearly, with a map over it once there are more than maxLinearIDs.
 type idIndex struct {
-	byID   map[string]*etree.Element
-	idLike map[string]int // value -> elements carrying it as wsu:Id, Id, ID or AssertionID
+	ids    []idEntry
+	byVal  map[string]int // value -> index in ids, once ids is long
 	dupWSU string         // first wsu:Id value seen twice, if any
+	arr    [8]idEntry
 }
 
+// idEntry is one ID-like attribute value.
+type idEntry struct {
+	value string
+	el    *etree.Element // the element a reference to it resolves to; nil if none may
+	count int            // elements carrying it as wsu:Id, Id, ID or AssertionID
+}
+
+const maxLinearIDs = 16
+
 func buildIDIndex(root *etree.Element) *idIndex {
-	ix := &idIndex{byID: make(map[string]*etree.Element), idLike: make(map[string]int)}
-	var walk func(el *etree.Element)
-	walk = func(el *etree.Element) {
-		for i := range el.Attr {
-			a := &el.Attr[i]
-			switch a.Key {
-			case "Id", "ID", "AssertionID":
-			default:
-				continue
-			}
-			ix.idLike[a.Value]++
-			if a.Space != "" {
-				if a.Key == "Id" && a.NamespaceURI() == NSWSU {
-					if _, dup := ix.byID[a.Value]; dup && ix.dupWSU == "" {
-						ix.dupWSU = a.Value
-					}
-					ix.byID[a.Value] = el
-				}
-				continue
-			}
-			if referenceableUnqualified(el, a.Key) {
-				if _, taken := ix.byID[a.Value]; !taken {
-					ix.byID[a.Value] = el
-				}
-			}
+	ix := &idIndex{}
+	ix.ids = ix.arr[:0]
+	ix.walk(root)
+	return ix
+}
+
+// find returns the index of value in ix.ids, or -1.
+func (ix *idIndex) find(value string) int {
+	if ix.byVal != nil {
+		if i, ok := ix.byVal[value]; ok {
+			return i
 		}
-		for _, child := range el.ChildElements() {
-			walk(child)
+		return -1
+	}
+	for i := range ix.ids {
+		if ix.ids[i].value == value {
+			return i
 		}
 	}
-	walk(root)
-	return ix
+	return -1
+}
+
+// entry returns the index of value's entry, adding one if needed.
+func (ix *idIndex) entry(value string) int {
+	if i := ix.find(value); i >= 0 {
+		return i
+	}
+	ix.ids = append(ix.ids, idEntry{value: value})
+	i := len(ix.ids) - 1
+	switch {
+	case ix.byVal != nil:
+		ix.byVal[value] = i
+	case len(ix.ids) > maxLinearIDs:
+		ix.byVal = make(map[string]int, 2*len(ix.ids))
+		for j := range ix.ids {
+			ix.byVal[ix.ids[j].value] = j
+		}
+	}
+	return i
+}
+
+// walk indexes el and its descendants. It reads el.Child directly rather
+// than through etree's ChildElements, which allocates a slice per element.
+func (ix *idIndex) walk(el *etree.Element) {
+	for i := range el.Attr {
+		a := &el.Attr[i]
+		switch a.Key {
+		case "Id", "ID", "AssertionID":
+		default:
+			continue
+		}
+		e := ix.entry(a.Value)
+		ix.ids[e].count++
+		if a.Space != "" {
+			if a.Key == "Id" && a.NamespaceURI() == NSWSU {
+				if ix.ids[e].el != nil && ix.dupWSU == "" {
+					ix.dupWSU = a.Value
+				}
+				ix.ids[e].el = el
+			}
+			continue
+		}
+		if referenceableUnqualified(el, a.Key) && ix.ids[e].el == nil {
+			ix.ids[e].el = el
+		}
+	}
+	for _, t := range el.Child {
+		if child, ok := t.(*etree.Element); ok {
+			ix.walk(child)
+		}
+	}
 }
 
 // referenceableUnqualified reports whether an unqualified ID attribute on el
@@ -80,12 +132,12 @@ func (ix *idIndex) lookup(id string) (*etree.Element, error) {
 	if ix.dupWSU != "" {
 		return nil, fmt.Errorf("%w: %.64q", ErrDuplicateID, ix.dupWSU)
 	}
-	if ix.idLike[id] > 1 {
+	i := ix.find(id)
+	if i >= 0 && ix.ids[i].count > 1 {
 		return nil, fmt.Errorf("%w: %.64q", ErrDuplicateID, id)
 	}
-	el, ok := ix.byID[id]
-	if !ok {
+	if i < 0 || ix.ids[i].el == nil {
 		return nil, fmt.Errorf("%w: #%.64s", ErrReferenceNotFound, id)
 	}
-	return el, nil
+	return ix.ids[i].el, nil
 }

@@ -34,7 +34,7 @@ func parseSignature(el *etree.Element, p Policy) (*signature, error) {
 	limits := p.Limits.withDefaults()
 	sig := &signature{}
 	var signatureValue *etree.Element
-	for i, child := range el.ChildElements() {
+	for i, child := range childElements(el) {
 		if child.NamespaceURI() != NSDSig {
 			return nil, fmt.Errorf("%w: unexpected %s in Signature", ErrMalformedSignature, child.Tag)
 		}
@@ -63,7 +63,7 @@ func parseSignature(el *etree.Element, p Policy) (*signature, error) {
 	}
 	sig.value = value
 
-	children := sig.signedInfo.ChildElements()
+	children := childElements(sig.signedInfo)
 	if len(children) < 3 {
 		return nil, fmt.Errorf("%w: SignedInfo needs CanonicalizationMethod, SignatureMethod and a Reference", ErrMalformedSignature)
 	}
@@ -76,7 +76,7 @@ func parseSignature(el *etree.Element, p Policy) (*signature, error) {
 	if sig.c14nPrefix, err = inclusivePrefixes(children[0]); err != nil {
 		return nil, err
 	}
-	if len(children[1].ChildElements()) > 0 {
+	if hasChildElement(children[1]) {
 		// HMACOutputLength and friends (CVE-2009-0217, BSP R5401).
 		return nil, fmt.Errorf("%w: SignatureMethod parameters", ErrUnsupportedAlgorithm)
 	}
@@ -108,12 +108,12 @@ func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (refer
 		return ref, fmt.Errorf("%w: Reference URI %.64q", ErrReferenceNotFound, uri)
 	}
 	ref.id = uri[1:]
-	children := el.ChildElements()
+	children := childElements(el)
 	if len(children) != 3 || !is(children[0], NSDSig, "Transforms") ||
 		!is(children[1], NSDSig, "DigestMethod") || !is(children[2], NSDSig, "DigestValue") {
 		return ref, fmt.Errorf("%w: Reference needs Transforms, DigestMethod, DigestValue", ErrMalformedSignature)
 	}
-	transforms := children[0].ChildElements()
+	transforms := childElements(children[0])
 	if len(transforms) > maxTransforms {
 		return ref, fmt.Errorf("%w: %d, limit %d", ErrTooManyTransforms, len(transforms), maxTransforms)
 	}
@@ -129,7 +129,7 @@ func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (refer
 	if ref.prefixList, err = inclusivePrefixes(transforms[0]); err != nil {
 		return ref, err
 	}
-	if len(children[1].ChildElements()) > 0 {
+	if hasChildElement(children[1]) {
 		return ref, fmt.Errorf("%w: DigestMethod parameters", ErrUnsupportedAlgorithm)
 	}
 	if ref.hash, err = digestMethodFor(children[1].SelectAttrValue("Algorithm", ""), allowSHA1); err != nil {
@@ -147,12 +147,12 @@ func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (refer
 // inclusivePrefixes returns the PrefixList of an exc-c14n algorithm element's
 // optional ec:InclusiveNamespaces child (WSS4J and CXF always send one).
 func inclusivePrefixes(el *etree.Element) (string, error) {
-	children := el.ChildElements()
+	children := childElements(el)
 	switch {
 	case len(children) == 0:
 		return "", nil
 	case len(children) == 1 && is(children[0], NSExcC14N, "InclusiveNamespaces"):
-		if len(children[0].ChildElements()) > 0 {
+		if hasChildElement(children[0]) {
 			break
 		}
 		return strings.Join(strings.Fields(children[0].SelectAttrValue("PrefixList", "")), " "), nil
@@ -160,14 +160,26 @@ func inclusivePrefixes(el *etree.Element) (string, error) {
 	return "", fmt.Errorf("%w: unexpected parameters on %s", ErrMalformedSignature, el.Tag)
 }
 
-// decodeBase64 decodes base64 text that may be wrapped over lines.
+// decodeBase64 decodes base64 text that may be wrapped over lines (space,
+// tab, CR and LF are dropped, as before decoding by strings.Map). Short
+// values, such as digests and signature values, are stripped on the stack.
 func decodeBase64(s string) ([]byte, error) {
-	s = strings.Map(func(r rune) rune {
-		switch r {
+	var arr [1024]byte
+	src := arr[:0]
+	if len(s) > len(arr) {
+		src = make([]byte, 0, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case ' ', '\t', '\r', '\n':
-			return -1
+		default:
+			src = append(src, c)
 		}
-		return r
-	}, s)
-	return base64.StdEncoding.DecodeString(s)
+	}
+	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+	n, err := base64.StdEncoding.Decode(dst, src)
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }

@@ -21,7 +21,7 @@ type timestamp struct {
 func parseTimestamp(el *etree.Element) (*timestamp, error) {
 	ts := &timestamp{el: el}
 	var created, expires int
-	for _, child := range el.ChildElements() {
+	for _, child := range childElements(el) {
 		if child.NamespaceURI() != NSWSU {
 			return nil, fmt.Errorf("%w: unexpected %s", ErrTimestampMalformed, child.Tag)
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,23 +86,24 @@ func newTrustIndex(certs []*x509.Certificate) *trustIndex {
 	return t
 }
 
-// trustCache remembers the index built for the last certificate slice seen,
-// so a stable trust set costs nothing per message.
+// trustCache remembers the index built for the last certificate set seen,
+// so a stable trust set costs nothing per message. Sets are compared by the
+// certificate pointers they hold, not by slice identity: a source may hand
+// out a fresh copy of the same set on every call (secrets.CertSet does), and
+// a miss costs a trust index, a certificate parse and a chain verification
+// (an RSA operation) per message. A reloaded set has new certificates and so
+// builds a new index.
 type trustCache struct {
 	last atomic.Pointer[trustIndex]
 }
 
 func (tc *trustCache) get(certs []*x509.Certificate) *trustIndex {
-	if t := tc.last.Load(); t != nil && sameSlice(t.certs, certs) {
+	if t := tc.last.Load(); t != nil && slices.Equal(t.certs, certs) {
 		return t
 	}
-	t := newTrustIndex(certs)
+	t := newTrustIndex(slices.Clone(certs))
 	tc.last.Store(t)
 	return t
-}
-
-func sameSlice(a, b []*x509.Certificate) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // subjectKeyID returns the certificate's SKI extension, or the RFC 5280
@@ -126,7 +128,7 @@ func subjectKeyID(c *x509.Certificate) []byte {
 // the trust set; SKI, thumbprint and issuer/serial references are looked up
 // in the trust set only, never in the message.
 func resolveSigner(keyInfo *etree.Element, ids *idIndex, trust *trustIndex) (*signerToken, error) {
-	children := keyInfo.ChildElements()
+	children := childElements(keyInfo)
 	if len(children) != 1 {
 		return nil, fmt.Errorf("%w: KeyInfo must hold exactly one SecurityTokenReference", ErrInvalidToken)
 	}
@@ -134,7 +136,7 @@ func resolveSigner(keyInfo *etree.Element, ids *idIndex, trust *trustIndex) (*si
 	if !is(str, NSWSSE, "SecurityTokenReference") {
 		return nil, fmt.Errorf("%w: KeyInfo holds %s, not a SecurityTokenReference", ErrInvalidToken, str.Tag)
 	}
-	refs := str.ChildElements()
+	refs := childElements(str)
 	if len(refs) != 1 {
 		return nil, fmt.Errorf("%w: SecurityTokenReference must hold exactly one reference", ErrInvalidToken)
 	}
@@ -244,9 +246,9 @@ func parsePKIPath(der []byte) (*signerToken, error) {
 // IssuerSerial beside the certificate, which counts as absent.
 func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error) {
 	var issuerSerial, embedded *etree.Element
-	for _, child := range el.ChildElements() {
+	for _, child := range childElements(el) {
 		switch {
-		case is(child, NSDSig, "X509IssuerSerial") && len(child.ChildElements()) > 0:
+		case is(child, NSDSig, "X509IssuerSerial") && hasChildElement(child):
 			issuerSerial = child
 		case is(child, NSDSig, "X509Certificate"):
 			embedded = child
@@ -266,7 +268,7 @@ func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error)
 
 func lookupIssuerSerial(el *etree.Element, trust *trustIndex) (*signerToken, error) {
 	var name, serial string
-	for _, child := range el.ChildElements() {
+	for _, child := range childElements(el) {
 		switch {
 		case is(child, NSDSig, "X509IssuerName"):
 			name = child.Text()

@@ -22,7 +22,7 @@ const (
 // UsernameToken and remembers its nonce so it cannot be used twice.
 func (v *Verifier) checkUsernameToken(ctx context.Context, security *etree.Element, now time.Time) (string, error) {
 	var token *etree.Element
-	for _, child := range security.ChildElements() {
+	for _, child := range childElements(security) {
 		if is(child, NSWSSE, "UsernameToken") {
 			if token != nil {
 				return "", fmt.Errorf("%w: more than one UsernameToken", ErrAuthenticationFailed)
@@ -34,7 +34,7 @@ func (v *Verifier) checkUsernameToken(ctx context.Context, security *etree.Eleme
 		return "", ErrUsernameTokenMissing
 	}
 	var username, password, passwordType, nonceText, createdText string
-	for _, child := range token.ChildElements() {
+	for _, child := range childElements(token) {
 		switch {
 		case is(child, NSWSSE, "Username"):
 			username = strings.TrimSpace(child.Text())

@@ -1,7 +1,6 @@
 package wssec
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -106,8 +105,8 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	if err := sig.verifyValue(signer); err != nil {
 		return nil, err
 	}
-	for i, ref := range sig.refs {
-		if err := ref.verifyDigest(targets[i]); err != nil {
+	for i := range sig.refs {
+		if err := sig.refs[i].verifyDigest(targets[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -144,7 +143,7 @@ func securityHeader(env *Envelope) (*etree.Element, error) {
 		return nil, ErrNoSecurityHeader
 	}
 	var security *etree.Element
-	for _, child := range env.Header.ChildElements() {
+	for _, child := range childElements(env.Header) {
 		if is(child, NSWSSE, "Security") {
 			if security != nil {
 				return nil, ErrMultipleSecurityHeaders
@@ -160,7 +159,7 @@ func securityHeader(env *Envelope) (*etree.Element, error) {
 
 // securityParts returns the header's one Signature and at most one Timestamp.
 func securityParts(security *etree.Element) (sig, ts *etree.Element, err error) {
-	for _, child := range security.ChildElements() {
+	for _, child := range childElements(security) {
 		switch {
 		case is(child, NSDSig, "Signature"):
 			if sig != nil {
@@ -188,7 +187,7 @@ var requiredAddressing = []string{"To", "Action", "MessageID"}
 func addressingSigned(env *Envelope, signed map[*etree.Element]bool) error {
 	seen := map[string]bool{}
 	if env.Header != nil {
-		for _, child := range env.Header.ChildElements() {
+		for _, child := range childElements(env.Header) {
 			if child.NamespaceURI() != NSWSA {
 				continue
 			}
@@ -211,13 +210,12 @@ func addressingSigned(env *Envelope, signed map[*etree.Element]bool) error {
 
 // verifyValue checks SignatureValue over the canonical SignedInfo.
 func (sig *signature) verifyValue(cert *x509.Certificate) error {
-	c14n, err := canonicalize(sig.signedInfo, sig.c14nPrefix)
-	if err != nil {
+	h := sig.method.hash.New()
+	if err := writeExcC14N(h, sig.signedInfo, sig.c14nPrefix); err != nil {
 		return fmt.Errorf("%w: canonicalizing SignedInfo: %v", ErrMalformedSignature, err)
 	}
-	h := sig.method.hash.New()
-	h.Write(c14n)
-	digest := h.Sum(nil)
+	var sum [64]byte
+	digest := h.Sum(sum[:0])
 	switch pub := cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if sig.method.key != keyRSA {
@@ -247,15 +245,14 @@ func (sig *signature) verifyValue(cert *x509.Certificate) error {
 }
 
 // verifyDigest compares the reference's DigestValue with the digest of the
-// canonical form of the element it resolved to.
-func (ref reference) verifyDigest(target *etree.Element) error {
-	c14n, err := canonicalize(target, ref.prefixList)
-	if err != nil {
+// canonical form of the element it resolved to, hashed as it is written.
+func (ref *reference) verifyDigest(target *etree.Element) error {
+	h := ref.hash.New()
+	if err := writeExcC14N(h, target, ref.prefixList); err != nil {
 		return fmt.Errorf("%w: canonicalizing #%.64s: %v", ErrDigestMismatch, ref.id, err)
 	}
-	h := ref.hash.New()
-	h.Write(c14n)
-	if subtle.ConstantTimeCompare(h.Sum(nil), ref.digest) != 1 {
+	var sum [64]byte
+	if subtle.ConstantTimeCompare(h.Sum(sum[:0]), ref.digest) != 1 {
 		return fmt.Errorf("%w: #%.64s", ErrDigestMismatch, ref.id)
 	}
 	return nil
@@ -299,10 +296,7 @@ func (v *Verified) Bytes(stripSecurity bool) ([]byte, error) {
 	// carriage returns in text as character references, so that the
 	// upstream's parser reads exactly the values that were verified instead
 	// of normalizing them to spaces (XML 1.0 3.3.3, 2.11).
+	// serializeDoc writes what etree's WriteTo would with these settings.
 	v.Doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalText: true}
-	var buf bytes.Buffer
-	if _, err := v.Doc.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return serializeDoc(v.Doc, v.size), nil
 }

@@ -3,6 +3,7 @@ package wssec
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -27,8 +28,44 @@ import (
 // Zero limits take the defaults.
 func parseXML(msg []byte, limits Limits) (*etree.Document, error) {
 	p := xmlParser{s: string(msg), limits: limits.withDefaults()}
+	sc := xmlScratchPool.Get().(*xmlScratch)
+	p.pending, p.stack, p.buf = sc.pending, sc.stack[:0], sc.buf[:0]
 	p.slabSizes()
-	return p.parse()
+	doc, err := p.parse()
+	sc.recycle(&p)
+	return doc, err
+}
+
+// xmlScratch is a parser's working memory, which no tree keeps: pooled, so
+// that a parse allocates only the tree and the copy of the message.
+type xmlScratch struct {
+	pending tokenQueue
+	stack   []openElement
+	buf     []byte
+}
+
+var xmlScratchPool = sync.Pool{New: func() any {
+	return &xmlScratch{
+		stack: make([]openElement, 0, 16),
+		buf:   make([]byte, 0, 256),
+	}
+}}
+
+// maxScratch bounds what the pool keeps of a parser's scratch slices, so
+// one huge message does not pin its high-water mark.
+const maxScratch = 4096
+
+// recycle takes p's scratch slices back, dropping their references into
+// the tree and the message, and returns sc to the pool.
+func (sc *xmlScratch) recycle(p *xmlParser) {
+	if cap(p.stack) > maxScratch || cap(p.buf) > maxScratch {
+		return // let the GC have it; the pool makes a fresh one
+	}
+	p.pending.reset(maxScratch / pendingBlock)
+	clear(p.stack[:cap(p.stack)])
+	sc.pending, sc.stack, sc.buf = p.pending, p.stack[:0], p.buf[:0]
+	p.pending, p.stack, p.buf = tokenQueue{}, nil, nil
+	xmlScratchPool.Put(sc)
 }
 
 type xmlParser struct {
@@ -36,9 +73,8 @@ type xmlParser struct {
 	limits Limits
 
 	stack    []openElement
-	pending  []etree.Token // children read but not yet handed to their parent
-	attrs    []attrSpan    // scratch for the start tag being read
-	buf      []byte        // scratch for values that need rewriting
+	pending  tokenQueue // children read but not yet handed to their parent
+	buf      []byte     // scratch for values that need rewriting
 	elements int
 	rootSeen bool
 
@@ -53,13 +89,9 @@ type xmlParser struct {
 }
 
 type openElement struct {
-	el    *etree.Element
-	qname string // as written, to match the end tag byte for byte
-	first int    // index in pending of its first child
-}
-
-type attrSpan struct {
-	qname, value string
+	el                 *etree.Element
+	nameStart, nameEnd int // its name as written, to match the end tag byte for byte
+	first              int // index in pending of its first child
 }
 
 func (p *xmlParser) errorf(sentinel error, i int, format string, args ...any) error {
@@ -176,7 +208,7 @@ func (p *xmlParser) xmlDecl(i int) (int, error) {
 	for k < len(decl) && isSpace(decl[k]) {
 		k++
 	}
-	p.pending = append(p.pending, &etree.ProcInst{Target: "xml", Inst: decl[k:]})
+	p.pending.push(&etree.ProcInst{Target: "xml", Inst: decl[k:]})
 	return end + 2, nil
 }
 
@@ -551,8 +583,14 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	qname := s[nameStart:end]
-	attrs := p.attrs[:0]
+	// The element exists before its attributes are read, so that they go
+	// straight into it: no scratch copy, no extra pointer writes.
+	el := p.newElement()
+	if colon >= 0 {
+		el.Space, el.Tag = s[nameStart:colon], s[colon+1:end]
+	} else {
+		el.Tag = s[nameStart:end]
+	}
 	empty := false
 	i = end
 	for {
@@ -601,38 +639,30 @@ func (p *xmlParser) startTag(i int) (int, error) {
 			return 0, err
 		}
 		i = vEnd + 1
-		if len(attrs) >= p.limits.MaxAttributes {
+		n := len(el.Attr)
+		if n >= p.limits.MaxAttributes {
 			return 0, fmt.Errorf("%w: more than %d attributes on one element", ErrTooManyElements, p.limits.MaxAttributes)
 		}
-		attrs = append(attrs, attrSpan{aname, value})
-	}
-	p.attrs = attrs
-
-	el := p.newElement()
-	if colon >= 0 {
-		el.Space, el.Tag = s[nameStart:colon], s[colon+1:end]
-	} else {
-		el.Tag = qname
-	}
-	if len(attrs) > 0 {
-		el.Attr = p.attrBlock(len(attrs))
-		for _, a := range attrs {
-			// CreateAttr sets the attribute's element (for NamespaceURI) and
-			// replaces a duplicate instead of appending: that is how we see one.
-			n := len(el.Attr)
-			el.CreateAttr(a.qname, a.value)
-			if len(el.Attr) == n {
-				return 0, p.errorf(ErrNotXML, i, "duplicate attribute")
-			}
+		if el.Attr == nil {
+			el.Attr = p.attrRun()
+		}
+		// CreateAttr sets the attribute's element (for NamespaceURI) and
+		// replaces a duplicate instead of appending: that is how we see one.
+		el.CreateAttr(aname, value)
+		if len(el.Attr) == n {
+			return 0, p.errorf(ErrNotXML, i, "duplicate attribute")
 		}
 	}
-	p.pending = append(p.pending, el)
+	if len(el.Attr) > 0 {
+		el.Attr = p.takeAttrs(el.Attr)
+	}
+	p.pending.push(el)
 	if empty {
 		if len(p.stack) == 0 {
 			p.rootSeen = true
 		}
 	} else {
-		p.stack = append(p.stack, openElement{el: el, qname: qname, first: len(p.pending)})
+		p.stack = append(p.stack, openElement{el: el, nameStart: nameStart, nameEnd: end, first: p.pending.n})
 	}
 	return i, nil
 }
@@ -644,10 +674,10 @@ func (p *xmlParser) endTag(i int) (int, error) {
 	}
 	top := p.stack[len(p.stack)-1]
 	j := i + 2
-	if !strings.HasPrefix(s[j:], top.qname) {
+	if !strings.HasPrefix(s[j:], s[top.nameStart:top.nameEnd]) {
 		return 0, p.errorf(ErrNotXML, i, "end tag does not match the start tag")
 	}
-	j += len(top.qname)
+	j += top.nameEnd - top.nameStart
 	for j < len(s) && isSpace(s[j]) {
 		j++
 	}
@@ -681,7 +711,7 @@ func (p *xmlParser) bang(i int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		p.pending = append(p.pending, &etree.Comment{Data: text})
+		p.pending.push(&etree.Comment{Data: text})
 		return b + 3, nil
 	case strings.HasPrefix(rest, "<![CDATA["):
 		if len(p.stack) == 0 {
@@ -727,7 +757,7 @@ func (p *xmlParser) addText(text string) {
 	cd := &p.textSlab[0]
 	p.textSlab = p.textSlab[1:]
 	cd.SetData(text)
-	p.pending = append(p.pending, cd)
+	p.pending.push(cd)
 }
 
 func (p *xmlParser) newElement() *etree.Element {
@@ -739,15 +769,26 @@ func (p *xmlParser) newElement() *etree.Element {
 	return el
 }
 
-// attrBlock returns an empty slice with capacity n carved from the slab; the
-// capped capacity keeps later appends by callers from reaching a neighbour.
-func (p *xmlParser) attrBlock(n int) []etree.Attr {
-	if len(p.attrSlab) < n {
-		p.attrSlab = make([]etree.Attr, max(n, p.attrChunk))
+// attrRun returns an empty slice over the rest of the attribute slab, for
+// one start tag's attributes to be appended to; takeAttrs then carves them
+// off. An element with more attributes than the slab has left simply gets
+// its own array from append.
+func (p *xmlParser) attrRun() []etree.Attr {
+	if len(p.attrSlab) == 0 {
+		p.attrSlab = make([]etree.Attr, p.attrChunk)
 	}
-	b := p.attrSlab[:0:n]
-	p.attrSlab = p.attrSlab[n:]
-	return b
+	return p.attrSlab[:0]
+}
+
+// takeAttrs caps a start tag's attributes at their length, so that later
+// appends by callers cannot reach a neighbour, and advances the slab past
+// them if they are still in it.
+func (p *xmlParser) takeAttrs(attrs []etree.Attr) []etree.Attr {
+	n := len(attrs)
+	if len(p.attrSlab) >= n && &p.attrSlab[0] == &attrs[0] {
+		p.attrSlab = p.attrSlab[n:]
+	}
+	return attrs[:n:n]
 }
 
 func (p *xmlParser) tokenBlock(n int) []etree.Token {
@@ -763,29 +804,62 @@ func (p *xmlParser) tokenBlock(n int) []etree.Token {
 // messages allocate about what they need, large ones in blocks of 4096.
 func (p *xmlParser) slabSizes() {
 	head := p.s[:min(len(p.s), 64<<10)]
-	lt := strings.Count(head, "<")
-	elems := lt - strings.Count(head, "</")
+	elems := strings.Count(head, "<") - strings.Count(head, "</")
 	clamp := func(n int) int { return min(max(n, 8), 4096) }
 	p.elemChunk = clamp(elems)
 	p.textChunk = clamp(elems + 1) // one text per element unless indented
 	p.tokChunk = clamp(2*elems + 1)
 	p.attrChunk = clamp(strings.Count(head, "="))
-	p.pending = make([]etree.Token, 0, 32)
-	p.stack = make([]openElement, 0, 16)
-	p.attrs = make([]attrSpan, 0, 8)
 }
 
 // adopt hands the pending tokens from index first on to parent. AddChild sets
 // their parent and index; the exact-size block avoids regrowing Child.
 func (p *xmlParser) adopt(parent *etree.Element, first int) {
-	kids := p.pending[first:]
-	if len(kids) > 0 {
-		parent.Child = p.tokenBlock(len(kids))
-		for _, t := range kids {
-			parent.AddChild(t)
+	if n := p.pending.n - first; n > 0 {
+		parent.Child = p.tokenBlock(n)
+		for i := first; i < p.pending.n; i++ {
+			parent.AddChild(p.pending.at(i))
 		}
 	}
-	p.pending = p.pending[:first]
+	p.pending.n = first
+}
+
+// tokenQueue holds the tokens read but not yet adopted, in fixed blocks, so
+// that a long run of siblings (a 1 MB Body of small elements) grows it
+// without copying: a doubling slice would leave as much again as garbage.
+type tokenQueue struct {
+	blocks [][]etree.Token // each pendingBlock long
+	n      int             // tokens held
+	high   int             // most tokens ever held, for reset
+}
+
+const pendingBlock = 512
+
+func (q *tokenQueue) push(t etree.Token) {
+	b := q.n / pendingBlock
+	if b == len(q.blocks) {
+		q.blocks = append(q.blocks, make([]etree.Token, pendingBlock))
+	}
+	q.blocks[b][q.n%pendingBlock] = t
+	q.n++
+	q.high = max(q.high, q.n)
+}
+
+func (q *tokenQueue) at(i int) etree.Token {
+	return q.blocks[i/pendingBlock][i%pendingBlock]
+}
+
+// reset empties q, drops its references into the tree, and keeps at most
+// keep blocks.
+func (q *tokenQueue) reset(keep int) {
+	for b := 0; b*pendingBlock < q.high; b++ {
+		clear(q.blocks[b][:min(pendingBlock, q.high-b*pendingBlock)])
+	}
+	if len(q.blocks) > keep {
+		clear(q.blocks[keep:])
+		q.blocks = q.blocks[:keep]
+	}
+	q.n, q.high = 0, 0
 }
 
 func isSpace(c byte) bool {
