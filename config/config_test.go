@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -83,6 +84,7 @@ func TestDefaults(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
 		{"max_body_bytes", c.Limits.MaxBodyBytes, int64(10485760)},
+		{"memory_budget_bytes", c.Limits.MemoryBudgetBytes, int64(536870912)},
 		{"max_header_bytes", c.Limits.MaxHeaderBytes, 65536},
 		{"read_timeout", c.Limits.ReadTimeout.D(), 30 * time.Second},
 		{"upstream_timeout", c.Limits.UpstreamTimeout.D(), 60 * time.Second},
@@ -280,6 +282,10 @@ func TestValidateInvalid(t *testing.T) {
 		}, []string{
 			`trusted_proxies[3]: "10.0.0.0/33" is not a CIDR or IP address`, `trusted_proxies[4]: "proxy.local" is not a CIDR or IP address`}},
 		{"shutdown timeout", func(c *Config) { c.Limits.ShutdownTimeout = -1 }, []string{"limits.shutdown_timeout: must be positive"}},
+		{"memory budget under 10 bodies", func(c *Config) { c.Limits.MaxBodyBytes, c.Limits.MemoryBudgetBytes = 1<<20, 10<<20-1 }, []string{
+			"limits.memory_budget_bytes: must be at least 10 x limits.max_body_bytes (10485760)"}},
+		{"memory budget of exactly 10 bodies", func(c *Config) { c.Limits.MaxBodyBytes, c.Limits.MemoryBudgetBytes = 1<<20, 10<<20 }, nil},
+		{"body cap overflowing the budget", func(c *Config) { c.Limits.MaxBodyBytes = math.MaxInt64 / 5 }, []string{"limits.max_body_bytes: too large"}},
 		{"forward_client_cert without mTLS", func(c *Config) { c.Routes[0].ForwardClientCert = "X-Client-Subject" }, []string{
 			"routes[0].forward_client_cert: needs tls.client_ca"}},
 		{"forward_client_cert headers", func(c *Config) {

@@ -8,6 +8,7 @@ const (
 	DefaultLogLevel        = "info"
 	DefaultLogFormat       = "json"
 	DefaultMaxBodyBytes    = 10 << 20
+	DefaultMemoryBudget    = 512 << 20
 	DefaultMaxHeaderBytes  = 64 << 10
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultUpstreamTimeout = 60 * time.Second
@@ -36,6 +37,9 @@ func (c *Config) SetDefaults() {
 	l := &c.Limits
 	if l.MaxBodyBytes == 0 {
 		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MemoryBudgetBytes == 0 {
+		l.MemoryBudgetBytes = DefaultMemoryBudget
 	}
 	if l.MaxHeaderBytes == 0 {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -202,6 +203,14 @@ func (c *Config) Validate() error {
 
 	l := c.Limits
 	v.positive("limits.max_body_bytes", l.MaxBodyBytes)
+	// Each SOAP request reserves 10 x its body; a budget below one full-size
+	// request would refuse it forever.
+	switch {
+	case l.MaxBodyBytes > math.MaxInt64/10:
+		v.add("limits.max_body_bytes", "too large")
+	case l.MaxBodyBytes > 0 && l.MemoryBudgetBytes < 10*l.MaxBodyBytes:
+		v.add("limits.memory_budget_bytes", "must be at least 10 x limits.max_body_bytes (%d)", 10*l.MaxBodyBytes)
+	}
 	v.positive("limits.max_header_bytes", int64(l.MaxHeaderBytes))
 	v.positive("limits.read_timeout", int64(l.ReadTimeout))
 	v.positive("limits.upstream_timeout", int64(l.UpstreamTimeout))

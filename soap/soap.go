@@ -70,6 +70,14 @@ type Options struct {
 	MaxResponseBytes int64
 	// Now is the clock of response signatures; nil means time.Now.
 	Now func() time.Time
+
+	// Budget, when set, is the gateway's memory budget, shared by all its
+	// SOAP routes: a request reserves MemoryFactor times its body size
+	// before the body is read and releases it once answered.
+	Budget *Budget
+	// BudgetWait bounds how long a request waits for its reservation before
+	// it is refused with 503; zero means DefaultBudgetWait.
+	BudgetWait time.Duration
 }
 
 // Decision is the verdict on one request, for metrics.
@@ -85,10 +93,11 @@ type Decision struct {
 
 // Handler serves one SOAP route. It is safe for concurrent use.
 type Handler struct {
-	opts    Options
-	maxBody int64
-	log     *slog.Logger
-	newID   func() string
+	opts       Options
+	maxBody    int64
+	budgetWait time.Duration
+	log        *slog.Logger
+	newID      func() string
 }
 
 // New builds the handler for one SOAP route.
@@ -112,7 +121,11 @@ func New(opts Options) *Handler {
 	if opts.Limits.MaxBytes == 0 || opts.Limits.MaxBytes > maxBody {
 		opts.Limits.MaxBytes = maxBody
 	}
-	return &Handler{opts: opts, maxBody: maxBody, log: log, newID: newID}
+	wait := opts.BudgetWait
+	if wait <= 0 {
+		wait = DefaultBudgetWait
+	}
+	return &Handler{opts: opts, maxBody: maxBody, budgetWait: wait, log: log, newID: newID}
 }
 
 // Handle is the handler as a gin.HandlerFunc.
@@ -127,7 +140,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := RequestID(r, h.newID)
 	w.Header().Set(RequestIDHeader, id)
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	// Memory is reserved before a byte of the body is read, and held until
+	// the response is written.
+	reserved, err := h.reserve(r)
+	if err != nil {
+		h.rejectBusy(w, r, id)
+		return
+	}
+	defer h.release(reserved)
+
+	body, err := readBody(w, r, h.maxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -204,8 +226,15 @@ func forwardRequest(r *http.Request, body []byte, id string) *http.Request {
 // reject answers with the fault for err and writes the audit record.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v wssec.SOAPVersion, err error) {
 	f := faultFor(err, v)
+	h.logRejected(r, id, v, err, f.code, f.status)
+	h.decide(r, err)
+	writeFault(w, f, id)
+}
+
+// logRejected writes the audit record of a refusal.
+func (h *Handler) logRejected(r *http.Request, id string, v wssec.SOAPVersion, err error, code string, status int) {
 	level := slog.LevelWarn
-	if f.status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable {
 		level = slog.LevelError
 	}
 	h.log.LogAttrs(r.Context(), level, "soap request rejected",
@@ -214,11 +243,15 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v ws
 		slog.String("soap_version", v.String()),
 		slog.String("outcome", "rejected"),
 		slog.String("reason", err.Error()),
-		slog.String("fault_code", f.code),
-		slog.Int("status", f.status),
+		slog.String("fault_code", code),
+		slog.Int("status", status),
 	)
-	h.decide(r, err)
-	writeFault(w, f, id)
+}
+
+func (h *Handler) release(n int64) {
+	if h.opts.Budget != nil {
+		h.opts.Budget.Release(n)
+	}
 }
 
 func (h *Handler) decide(r *http.Request, err error) {

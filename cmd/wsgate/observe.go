@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -243,7 +244,9 @@ func soapDecision(m *metrics.Metrics) func(soap.Decision) {
 		outcome := metrics.OutcomeAccepted
 		if d.Err != nil {
 			outcome = metrics.OutcomeRejected
-			if !wssec.ClientError(d.Err) {
+			// Busy (memory budget) and trust/replay failures are the
+			// gateway's, not the sender's: no WSS rejection is counted.
+			if errors.Is(d.Err, soap.ErrBusy) || !wssec.ClientError(d.Err) {
 				outcome = metrics.OutcomeUnavailable
 			} else {
 				m.Rejection(d.Route, wssec.FaultCode(d.Err))

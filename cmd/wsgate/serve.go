@@ -195,6 +195,8 @@ type gateway struct {
 	stores  *stores
 	backend *backend // the secrets backend the Manager reads
 	metrics *metrics.Metrics
+	// budget is the memory budget all SOAP routes share (limits.memory_budget_bytes).
+	budget *soap.Budget
 
 	transports []*http.Transport  // closed (idle connections) when replaced
 	stopFn     context.CancelFunc // ends this gateway's refresh loops
@@ -212,6 +214,8 @@ type routeEnv struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 	logger  *slog.Logger
+	// budget is the gateway's SOAP memory budget.
+	budget *soap.Budget
 	// transports collects the upstream transports built, so a reload can
 	// release their idle connections.
 	transports *[]*http.Transport
@@ -243,6 +247,13 @@ func (p *process) build(cfg *config.Config, baseDir string, prev *gateway) (_ *g
 		return nil, err
 	}
 	g := &gateway{cfg: cfg, baseDir: baseDir, logger: logger, stores: st, metrics: p.metrics}
+	// A reload keeps the budget while its size is unchanged, so requests in
+	// flight on the old gateway still count against the new one.
+	if prev != nil && prev.budget != nil && prev.budget.Limit() == cfg.Limits.MemoryBudgetBytes {
+		g.budget = prev.budget
+	} else if cfg.Limits.MemoryBudgetBytes > 0 { // Validate requires it; a hand-built config may not
+		g.budget = soap.NewBudget(cfg.Limits.MemoryBudgetBytes)
+	}
 	defer func() {
 		if err != nil {
 			g.release(prev) // what was built for this config only
@@ -264,7 +275,7 @@ func (p *process) build(cfg *config.Config, baseDir string, prev *gateway) (_ *g
 		return nil, err
 	}
 	env := &routeEnv{cfg: cfg, baseDir: baseDir, secrets: g.secrets, vault: g.backend.vault, stores: st, metrics: p.metrics,
-		now: now, logger: logger, transports: &g.transports}
+		now: now, logger: logger, budget: g.budget, transports: &g.transports}
 
 	rt := &router{logger: logger}
 	for i := range cfg.Routes {
@@ -363,6 +374,8 @@ func buildSOAPRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
 		Upstream:            up,
 		Logger:              env.logger, // the audit records name the route themselves
 		OnDecision:          soapDecision(env.metrics),
+		Budget:              env.budget,
+		BudgetWait:          min(cfg.Limits.ReadTimeout.D(), soap.DefaultBudgetWait),
 	}
 	// Only set when configured: a typed nil in the interface would read as "sign".
 	if r.SOAP.SignResponse != "" {
