@@ -119,7 +119,7 @@ func TestScopePolicyConfig(t *testing.T) {
 func globRegexp(pattern string) *regexp.Regexp {
 	segs := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
 	var b strings.Builder
-	b.WriteString("^")
+	b.WriteString("(?s)^") // (?s): a path may hold any byte, newlines too
 	for i, s := range segs {
 		if s == "**" {
 			// zero or more whole segments
