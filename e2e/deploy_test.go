@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/internal/vaulttest"
 	"wsgate/redisstore/redistest"
@@ -36,9 +35,9 @@ func startEcho(t *testing.T, python, mode string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &gatewaytest.Buffer{}
 	cmd.Stderr = logs
-	cmd.SysProcAttr = procAttr()
+	cmd.SysProcAttr = gatewaytest.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +164,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 		t.Fatal("a second seed run replaced the partner identity")
 	}
 
-	adminPort := freeAddr(t)
+	adminPort := gatewaytest.FreeAddr(t)
 	cfg := deployConfig(t, map[string]string{
 		"listen: 0.0.0.0:8080":                  "listen: 127.0.0.1:0",
 		"admin_listen: 0.0.0.0:9090":            "admin_listen: " + adminPort,
@@ -176,80 +175,43 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 		"secret_id_file: /run/wsgate/secret_id": "secret_id_file: " + filepath.Join(auth, "secret_id"),
 	})
 	cfgPath := filepath.Join(dir, "wsgate.yaml")
-	writeFile(t, cfgPath, []byte(cfg))
-	writeFile(t, filepath.Join(dir, "templates", "hello.xml.tmpl"), []byte(mustReadString(t, repoFile("deploy", "templates", "hello.xml.tmpl"))))
+	gatewaytest.WriteFile(t, cfgPath, []byte(cfg))
+	gatewaytest.WriteFile(t, filepath.Join(dir, "templates", "hello.xml.tmpl"), []byte(mustReadString(t, repoFile("deploy", "templates", "hello.xml.tmpl"))))
 
-	g := startGateway(t, "compose-wsgate", cfgPath)
-	waitReady(t, g)
+	g := gatewaytest.Start(t, "compose-wsgate", cfgPath)
+	g.WaitReady(t)
 
 	// SOAP: signed by the partner identity Vault's PKI issued.
 	signer := &pki.Identity{Cert: chain[0], Key: key}
 	msg := signMessage(t, signer, []byte(mustReadString(t, repoFile("deploy", "request.xml")))) // the README's sample
-	r := postSOAP(t, g.base+"/soap/echo", msg)
+	r := postSOAP(t, g.Base+"/soap/echo", msg)
 	if r.status != http.StatusOK || !strings.Contains(r.body, "Echo") || !strings.Contains(r.body, "World") {
 		t.Fatalf("signed SOAP request: %d %q, want 200 with the echo", r.status, r.body)
 	}
-	if r := postSOAP(t, g.base+"/soap/echo", msg); r.status != http.StatusInternalServerError ||
+	if r := postSOAP(t, g.Base+"/soap/echo", msg); r.status != http.StatusInternalServerError ||
 		!strings.Contains(r.body, "wsse:InvalidSecurity") {
 		t.Fatalf("replayed SOAP request: %d %q, want 500 wsse:InvalidSecurity", r.status, r.body)
 	}
 
 	// REST: a token keyed by the seeded HMAC secret.
 	tok := mintDemoToken(t, hmacKey, "echo.read")
-	r = getBearer(t, g.base+"/rest/echo/hello", tok)
+	r = getBearer(t, g.Base+"/rest/echo/hello", tok)
 	if r.status != http.StatusOK || !strings.Contains(r.body, `"X-Auth-Subject"`) {
 		t.Fatalf("REST request with a token: %d %q, want 200 with X-Auth-Subject forwarded", r.status, r.body)
 	}
-	if r := getBearer(t, g.base+"/rest/echo/hello", mintDemoToken(t, hmacKey, "other")); r.status != http.StatusForbidden {
+	if r := getBearer(t, g.Base+"/rest/echo/hello", mintDemoToken(t, hmacKey, "other")); r.status != http.StatusForbidden {
 		t.Fatalf("REST request without the scope: %d %q, want 403", r.status, r.body)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/rest/echo/hello", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.Base+"/rest/echo/hello", nil)
 	if r := do(t, req); r.status != http.StatusUnauthorized {
 		t.Fatalf("REST request without a token: %d, want 401", r.status)
 	}
 
 	// Public route: straight through.
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/public/echo/ping", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, g.Base+"/public/echo/ping", nil)
 	if r := do(t, req); r.status != http.StatusOK || !strings.Contains(r.body, `"path": "/ping"`) {
 		t.Fatalf("public request: %d %q, want 200 echoing /ping", r.status, r.body)
 	}
-}
-
-// waitReady polls the admin listener's /readyz until it answers 200.
-func waitReady(t *testing.T, g *gateway) {
-	t.Helper()
-	if g.adminBase == "" {
-		t.Fatal("the gateway has no admin listener")
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		res, err := http.Get(g.adminBase + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-			last = res.Status + " " + string(b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("wsgate %s never became ready: %s", g.name, last)
-}
-
-// freeAddr is a free 127.0.0.1 port, for the admin listener (it must differ
-// from the proxy listener's 127.0.0.1:0 in the config).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // mintDemoToken mints an HS256 token as deploy/wsgate.yaml's rest-echo

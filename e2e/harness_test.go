@@ -1,28 +1,22 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/wssec"
 )
@@ -41,144 +35,7 @@ func requireTool(t *testing.T, name, hint string) string {
 	return p
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// wsgateBinary builds cmd/wsgate once per test binary run.
-func wsgateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "wsgate-e2e-")
-		if buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(buildDir, "wsgate")
-		cmd := exec.Command("go", "build", "-o", builtBin, "wsgate/cmd/wsgate")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build wsgate/cmd/wsgate: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-// syncBuffer collects a process's output from its copying goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// logLines returns the JSON log records written so far.
-func (s *syncBuffer) logLines() []map[string]any {
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-// gateway is a running `wsgate serve` process.
-type gateway struct {
-	name      string
-	base      string // http://host:port of the proxy listener
-	adminBase string // http://host:port of the admin listener, if any
-	logs      *syncBuffer
-	cmd       *exec.Cmd
-	done      chan struct{}
-}
-
-// startGateway runs `wsgate serve -config cfg` and waits until it logs its
-// listeners (the config must use JSON logs and may use port 0). It is
-// stopped with SIGTERM when the test ends.
-func startGateway(t *testing.T, name, cfg string, env ...string) *gateway {
-	t.Helper()
-	bin := wsgateBinary(t)
-	g := &gateway{name: name, logs: &syncBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(bin, "serve", "-config", cfg)
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	g.cmd.Env = append(os.Environ(), env...)
-	g.cmd.SysProcAttr = procAttr()
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.cmd.Wait(); close(g.done) }()
-	t.Cleanup(func() { g.stop(t) })
-
-	deadline := time.After(60 * time.Second)
-	for {
-		for _, rec := range g.logs.logLines() {
-			addr, _ := rec["addr"].(string)
-			switch rec["msg"] {
-			case "wsgate listening":
-				g.base = "http://" + addr
-			case "admin listening":
-				g.adminBase = "http://" + addr
-			}
-		}
-		if g.base != "" && (g.adminBase != "" || !strings.Contains(mustReadString(t, cfg), "admin_listen:")) {
-			return g
-		}
-		select {
-		case <-g.done:
-			t.Fatalf("wsgate %s exited before listening (%v):\n%s", name, g.cmd.ProcessState, g.logs)
-		case <-deadline:
-			t.Fatalf("wsgate %s did not start listening:\n%s", name, g.logs)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (g *gateway) stop(t *testing.T) {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(40 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-		t.Errorf("wsgate %s did not stop on SIGTERM", g.name)
-	}
-	if t.Failed() {
-		t.Logf("wsgate %s log:\n%s", g.name, g.logs)
-	}
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // response is a finished HTTP exchange.
 type response struct {
@@ -225,10 +82,10 @@ func getBearer(t *testing.T, url, token string) response {
 // auditRecord finds the log record of a request by ID. The process's
 // output reaches the buffer through a pipe, so a record written before the
 // response may arrive after it: wait a little.
-func (g *gateway) auditRecord(id string) map[string]any {
+func auditRecord(g *gatewaytest.Gateway, id string) map[string]any {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, rec := range g.logs.logLines() {
+		for _, rec := range g.Logs.LogRecords() {
 			if rec["request_id"] == id {
 				return rec
 			}
@@ -237,26 +94,6 @@ func (g *gateway) auditRecord(id string) map[string]any {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// writeSecret writes a file-backend secret: <dir>/<path>.json.
-func writeSecret(t *testing.T, dir, path string, fields map[string]string) {
-	t.Helper()
-	b, err := json.Marshal(fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, filepath.FromSlash(path)+".json"), b)
-}
-
-func writeFile(t *testing.T, name string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

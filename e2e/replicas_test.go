@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/redisstore/redistest"
 )
@@ -68,7 +69,7 @@ routes:
 // fleet is two wsgate replicas sharing one Redis, with their upstreams.
 type fleet struct {
 	redis      *redistest.Server
-	a, b       *gateway
+	a, b       *gatewaytest.Gateway
 	soapUp     *countingUpstream
 	restUp     *countingUpstream
 	pki        partnerPKI
@@ -85,14 +86,14 @@ func startFleet(t *testing.T) *fleet {
 	f.restUp = newCountingUpstream(t, "application/json", `{"ok":true}`)
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")
-	writeSecret(t, secrets, "wsgate/trust/partners", map[string]string{"certificates": string(pki.CertPEM(f.pki.ca.Cert))})
+	gatewaytest.WriteSecret(t, secrets, "wsgate/trust/partners", map[string]string{"certificates": string(pki.CertPEM(f.pki.ca.Cert))})
 	var b64 string
 	f.hmacKey, b64 = newHMACSecret(t)
-	writeSecret(t, secrets, "wsgate/jwks/billing", map[string]string{"secret": b64})
+	gatewaytest.WriteSecret(t, secrets, "wsgate/jwks/billing", map[string]string{"secret": b64})
 	f.configPath = filepath.Join(dir, "wsgate.yaml")
-	writeFile(t, f.configPath, fmt.Appendf(nil, replicaConfig, f.redis.Addr, f.soapUp.URL, f.restUp.URL))
-	f.a = startGateway(t, "replica-a", f.configPath)
-	f.b = startGateway(t, "replica-b", f.configPath)
+	gatewaytest.WriteFile(t, f.configPath, fmt.Appendf(nil, replicaConfig, f.redis.Addr, f.soapUp.URL, f.restUp.URL))
+	f.a = gatewaytest.Start(t, "replica-a", f.configPath)
+	f.b = gatewaytest.Start(t, "replica-b", f.configPath)
 	return f
 }
 
@@ -100,12 +101,12 @@ func TestReplayRefusedByAnotherReplica(t *testing.T) {
 	f := startFleet(t)
 
 	msg := signEnvelope(t, f.pki.partner)
-	ra := postSOAP(t, f.a.base+"/soap/orders", msg)
+	ra := postSOAP(t, f.a.Base+"/soap/orders", msg)
 	if ra.status != http.StatusOK || !strings.Contains(ra.body, "upstream-reply") {
 		t.Fatalf("replica A: %d %q, want 200 with the upstream's reply", ra.status, ra.body)
 	}
 
-	rb := postSOAP(t, f.b.base+"/soap/orders", msg)
+	rb := postSOAP(t, f.b.Base+"/soap/orders", msg)
 	if rb.status != http.StatusInternalServerError ||
 		!strings.HasPrefix(rb.header.Get("Content-Type"), "text/xml") ||
 		!strings.Contains(rb.body, "<faultcode>wsse:InvalidSecurity</faultcode>") {
@@ -114,7 +115,7 @@ func TestReplayRefusedByAnotherReplica(t *testing.T) {
 	}
 	// It is refused as a replay, not for some other reason.
 	id := rb.header.Get("X-Request-ID")
-	rec := f.b.auditRecord(id)
+	rec := auditRecord(f.b, id)
 	if reason, _ := rec["reason"].(string); !strings.Contains(reason, "replay") {
 		t.Fatalf("replica B's audit record for %s: %v, want a replay reason", id, rec)
 	}
@@ -123,17 +124,17 @@ func TestReplayRefusedByAnotherReplica(t *testing.T) {
 	}
 
 	// The replay is refused by A too, and a fresh message passes on B.
-	if r := postSOAP(t, f.a.base+"/soap/orders", msg); r.status != http.StatusInternalServerError {
+	if r := postSOAP(t, f.a.Base+"/soap/orders", msg); r.status != http.StatusInternalServerError {
 		t.Fatalf("replica A on the replay: %d, want 500", r.status)
 	}
-	if r := postSOAP(t, f.b.base+"/soap/orders", signEnvelope(t, f.pki.partner)); r.status != http.StatusOK {
+	if r := postSOAP(t, f.b.Base+"/soap/orders", signEnvelope(t, f.pki.partner)); r.status != http.StatusOK {
 		t.Fatalf("replica B on a fresh message: %d %q, want 200", r.status, r.body)
 	}
 
 	// Redis down: replay protection fails closed, 503, nothing forwarded.
 	f.redis.Stop()
 	before := f.soapUp.hits.Load()
-	r := postSOAP(t, f.a.base+"/soap/orders", signEnvelope(t, f.pki.partner))
+	r := postSOAP(t, f.a.Base+"/soap/orders", signEnvelope(t, f.pki.partner))
 	if r.status != http.StatusServiceUnavailable {
 		t.Fatalf("with Redis down: %d %q, want 503", r.status, r.body)
 	}
@@ -148,22 +149,22 @@ func TestRateLimitHoldsAcrossReplicas(t *testing.T) {
 	bob := mintHS256(t, f.hmacKey, "https://idp.e2e.invalid/", "billing", "bob")
 
 	// burst 3, one token per 100 s: 3 requests pass in total, whichever replica takes them.
-	replicas := []*gateway{f.a, f.b, f.a, f.b, f.a, f.b}
+	replicas := []*gatewaytest.Gateway{f.a, f.b, f.a, f.b, f.a, f.b}
 	want := []int{200, 200, 200, 429, 429, 429}
 	for i, g := range replicas {
-		r := getBearer(t, g.base+"/api/billing/invoices", alice)
+		r := getBearer(t, g.Base+"/api/billing/invoices", alice)
 		if r.status != want[i] {
-			t.Fatalf("request %d via %s: %d %q, want %d", i+1, g.name, r.status, r.body, want[i])
+			t.Fatalf("request %d via %s: %d %q, want %d", i+1, g.Name, r.status, r.body, want[i])
 		}
 		if r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") == "" {
-			t.Fatalf("request %d via %s: 429 without Retry-After", i+1, g.name)
+			t.Fatalf("request %d via %s: 429 without Retry-After", i+1, g.Name)
 		}
 	}
 	if n := f.restUp.hits.Load(); n != 3 {
 		t.Fatalf("upstream reached %d times, want 3", n)
 	}
 	// Another subject has its own bucket.
-	if r := getBearer(t, f.b.base+"/api/billing/invoices", bob); r.status != http.StatusOK {
+	if r := getBearer(t, f.b.Base+"/api/billing/invoices", bob); r.status != http.StatusOK {
 		t.Fatalf("bob via replica B: %d %q, want 200", r.status, r.body)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,12 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/wssec"
 )
 
@@ -50,62 +49,6 @@ func (u *upstreamRecorder) snapshot() []recordedRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]recordedRequest(nil), u.reqs...)
-}
-
-// syncBuffer collects the subprocess's output for failure reports.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// goTool finds the go command that runs this test.
-func goTool(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	if root := os.Getenv("GOROOT"); root != "" {
-		return filepath.Join(root, "bin", "go")
-	}
-	t.Fatal("go command not found on PATH or in GOROOT")
-	return ""
-}
-
-// buildWsgate builds the wsgate binary into dir.
-func buildWsgate(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "wsgate")
-	cmd := exec.Command(goTool(t), "build", "-o", bin, "wsgate/cmd/wsgate")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build wsgate: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // routeName is the gateway route whose policy matches m.
@@ -142,7 +85,7 @@ func writeConfig(t *testing.T, path, listen, admin, secretsDir, upstream string)
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nadmin_listen: %q\n", listen, admin)
-	b.WriteString("log: {level: debug, format: text}\n")
+	b.WriteString("log: {level: debug, format: json}\n")
 	fmt.Fprintf(&b, "secrets:\n  backend: file\n  file:\n    dir: %q\n", secretsDir)
 	b.WriteString("routes:\n")
 	for _, alg := range []string{"sha256", "sha1"} {
@@ -154,54 +97,6 @@ func writeConfig(t *testing.T, path, listen, admin, secretsDir, upstream string)
 		}
 	}
 	writeFile(t, path, []byte(b.String()))
-}
-
-// startGateway runs `wsgate serve` and waits until /readyz answers 200. The
-// process is stopped (SIGTERM, then SIGKILL) at cleanup.
-func startGateway(t *testing.T, bin, cfg, admin string) *syncBuffer {
-	t.Helper()
-	out := &syncBuffer{}
-	cmd := exec.Command(bin, "serve", "-config", cfg)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start wsgate serve: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("wsgate serve output:\n%s", out.String())
-		}
-	})
-
-	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case err := <-exited:
-			exited <- err // let cleanup see it
-			t.Fatalf("wsgate serve exited early: %v\n%s", err, out.String())
-		default:
-		}
-		resp, err := client.Get("http://" + admin + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return out
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wsgate serve not ready after 30s (last: %v)\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // post sends a SOAP 1.1 (or 1.2) request and returns status, content type and body.
@@ -297,12 +192,13 @@ func faultCode(t *testing.T, body []byte, soap12 bool) (string, string) {
 
 // TestGatewayEndToEnd runs the wsgate binary in front of a recording upstream
 // and sends it every foreign-signed message, then a tampered copy of each.
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+
 func TestGatewayEndToEnd(t *testing.T) {
 	p := newTestPKI(t)
 	msgs := append(zeepMessages(t, p), xmlsec1Messages(t, p)...)
 
 	dir := t.TempDir()
-	bin := buildWsgate(t, dir)
 
 	up := &upstreamRecorder{}
 	upstream := httptest.NewServer(up)
@@ -310,14 +206,14 @@ func TestGatewayEndToEnd(t *testing.T) {
 
 	secretsDir := filepath.Join(dir, "secrets")
 	writeSecrets(t, secretsDir, p)
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
 	cfg := filepath.Join(dir, "wsgate.yaml")
 	writeConfig(t, cfg, listen, admin, secretsDir, upstream.URL)
 
-	if out, err := exec.Command(bin, "check-config", "-config", cfg).CombinedOutput(); err != nil {
+	if out, err := exec.Command(gatewaytest.Binary(t), "check-config", "-config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("wsgate check-config: %v\n%s", err, out)
 	}
-	startGateway(t, bin, cfg, admin)
+	gatewaytest.Start(t, "interop", cfg).WaitReady(t)
 
 	for _, m := range msgs {
 		t.Run(m.Name, func(t *testing.T) {

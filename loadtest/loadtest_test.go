@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -22,10 +20,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/wssec"
 )
@@ -77,12 +75,13 @@ const replyBody = `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/en
 // forwarded exactly once and unchanged from what was verified, that every
 // invalid one is refused and never reaches the upstream, and that wsgate's
 // memory and this process's goroutines stay bounded.
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+
 func TestMixedLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
 	baseGoroutines := runtime.NumGoroutine()
-	bin := buildWsgate(t)
 
 	var is pki.Issuer
 	ca, err := is.Issue(pki.Options{CommonName: "loadtest CA", IsCA: true, Key: pki.ECP256}, nil)
@@ -103,10 +102,10 @@ func TestMixedLoad(t *testing.T) {
 	upSrv := httptest.NewServer(up)
 
 	dir := t.TempDir()
-	writeJSON(t, filepath.Join(dir, "secrets", "wsgate", "trust", "partners.json"),
+	gatewaytest.WriteSecret(t, filepath.Join(dir, "secrets"), "wsgate/trust/partners",
 		map[string]string{"certificates": string(pki.CertPEM(ca.Cert))})
 	cfg := filepath.Join(dir, "wsgate.yaml")
-	writeFile(t, cfg, fmt.Appendf(nil, `listen: 127.0.0.1:0
+	gatewaytest.WriteFile(t, cfg, fmt.Appendf(nil, `listen: 127.0.0.1:0
 log: {level: info, format: json}
 limits: {max_body_bytes: %d, read_timeout: %s}
 secrets:
@@ -121,8 +120,8 @@ routes:
       require_signed: [body, timestamp]
 `, maxBodyBytes, readTimeout, upSrv.URL))
 
-	gw := startGateway(t, bin, cfg)
-	url := gw.base + "/soap/orders"
+	gw := gatewaytest.Start(t, "loadtest", cfg)
+	url := gw.Base + "/soap/orders"
 
 	transport := &http.Transport{MaxIdleConnsPerHost: workers, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
@@ -148,7 +147,7 @@ routes:
 	var slow sync.WaitGroup
 	for i := range jobs {
 		if jobs[i].kind == kindSlowLoris {
-			slow.Go(func() { results[i] = sendSlowly(gw.addr, &jobs[i], i%2 == 0); close(jobs[i].done) })
+			slow.Go(func() { results[i] = sendSlowly(gw.Addr, &jobs[i], i%2 == 0); close(jobs[i].done) })
 		}
 	}
 	for i := range jobs {
@@ -201,10 +200,10 @@ routes:
 	}
 
 	// wsgate stayed up, within its memory budget, and never panicked.
-	if gw.exited() {
-		t.Fatalf("wsgate exited during the run:\n%s", tail(gw.logs.String(), 4000))
+	if gw.Exited() {
+		t.Fatalf("wsgate exited during the run:\n%s", tail(gw.Logs.String(), 4000))
 	}
-	hwm, err := vmHWM(gw.cmd.Process.Pid)
+	hwm, err := vmHWM(gw.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,13 +211,13 @@ routes:
 	if hwm > rssBudget {
 		t.Errorf("wsgate peak RSS %d bytes, budget %d", hwm, rssBudget)
 	}
-	if strings.Contains(gw.logs.String(), "panic") {
-		t.Errorf("wsgate logged a panic:\n%s", tail(gw.logs.String(), 4000))
+	if strings.Contains(gw.Logs.String(), "panic") {
+		t.Errorf("wsgate logged a panic:\n%s", tail(gw.Logs.String(), 4000))
 	}
 
 	// No goroutine of this process outlives the run.
 	transport.CloseIdleConnections()
-	gw.stop(t)
+	gw.Stop(t)
 	upSrv.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > baseGoroutines && time.Now().Before(deadline) {
@@ -464,80 +463,6 @@ type staticCerts []*x509.Certificate
 
 func (s staticCerts) Certificates() ([]*x509.Certificate, error) { return s, nil }
 
-// buildWsgate builds cmd/wsgate into the test's temporary directory.
-func buildWsgate(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wsgate")
-	cmd := exec.Command("go", "build", "-o", bin, "wsgate/cmd/wsgate")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build wsgate/cmd/wsgate: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// gateway is a running `wsgate serve`.
-type gateway struct {
-	cmd        *exec.Cmd
-	logs       *syncBuffer
-	addr, base string
-	done       chan struct{}
-}
-
-func startGateway(t *testing.T, bin, cfg string) *gateway {
-	t.Helper()
-	g := &gateway{logs: &syncBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(bin, "serve", "-config", cfg)
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.cmd.Wait(); close(g.done) }()
-	t.Cleanup(func() { g.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for g.addr == "" {
-		sc := bufio.NewScanner(strings.NewReader(g.logs.String()))
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "wsgate listening" {
-				g.addr, g.base = rec.Addr, "http://"+rec.Addr
-			}
-		}
-		if g.addr != "" {
-			break
-		}
-		if g.exited() || time.Now().After(deadline) {
-			t.Fatalf("wsgate did not start listening:\n%s", g.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return g
-}
-
-func (g *gateway) exited() bool {
-	select {
-	case <-g.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (g *gateway) stop(t *testing.T) {
-	if g.exited() {
-		return
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(30 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-		t.Errorf("wsgate did not stop on SIGTERM")
-	}
-}
-
 // vmHWM reads a process's peak resident set size.
 func vmHWM(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -553,45 +478,9 @@ func vmHWM(pid int) (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-func writeJSON(t *testing.T, name string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, name, b)
-}
-
-func writeFile(t *testing.T, name string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }

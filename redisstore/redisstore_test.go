@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/internal/ratelimit"
 	"wsgate/redisstore/redistest"
@@ -47,22 +47,7 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 // syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = gatewaytest.Buffer
 
 // testTimeout replaces DefaultOpTimeout in tests that are not about
 // timeouts: a loaded CI machine must not turn them into flakes.

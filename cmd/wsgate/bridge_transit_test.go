@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"wsgate/config"
-	"wsgate/internal/vaulttest"
 	"wsgate/secrets"
 	"wsgate/wssec"
 )
@@ -27,19 +26,8 @@ func (c transitTrust) Certificates() ([]*x509.Certificate, error) { return c, ni
 // stays in Vault Transit, paired with the certificate from the identity
 // secret, and checks the result with the inbound verifier.
 func TestTransitIdentityIntegration(t *testing.T) {
-	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv, root := startVault(t, "transit")
 	ctx := t.Context()
-	if err := srv.Mount(ctx, "transit", "transit", nil); err != nil {
-		t.Fatal(err)
-	}
-	root, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := root.Logical().WriteWithContext(ctx, "transit/keys/orders", map[string]any{"type": "rsa-2048"}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,26 +17,12 @@ import (
 	"time"
 
 	"wsgate/config"
+	"wsgate/internal/gatewaytest"
 	"wsgate/soap"
 )
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running server.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a running server's concurrent output.
+type syncBuffer = gatewaytest.Buffer
 
 // runCmd runs wsgate with args and returns exit code, stdout and stderr.
 func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {

@@ -11,36 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"wsgate/internal/vaulttest"
 )
 
 // tls.pki through serve, against a real Vault: the listener serves a
 // certificate issued by Vault's PKI engine, and a SIGHUP reload with tls.pki
 // unchanged keeps that certificate (no re-issue, no new login).
 func TestServeTLSFromVaultPKI(t *testing.T) {
-	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	ctx := t.Context()
-	if err := srv.Mount(ctx, "pki", "pki", nil); err != nil {
-		t.Fatal(err)
-	}
-	root, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := root.Logical().WriteWithContext(ctx, "pki/root/generate/internal", map[string]any{"common_name": "test root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().WriteWithContext(ctx, "pki/roles/wsgate", map[string]any{
-		"allowed_domains": "gw.example", "allow_bare_domains": true, "max_ttl": "48h",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	srv, root := startVault(t, "pki")
+	gen := vaultPKIRole(t, root)
 	caPEM, _ := gen.Data["certificate"].(string)
 	block, _ := pem.Decode([]byte(caPEM))
 	if block == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
+
 	"wsgate/config"
 	"wsgate/internal/vaulttest"
 	"wsgate/secrets"
@@ -17,6 +19,44 @@ func vaultConfig(addr string, auth config.VaultAuth) *config.Config {
 	return &config.Config{Secrets: config.Secrets{Backend: "vault", Vault: config.Vault{
 		Address: addr, KVMount: "secret", Auth: auth,
 	}}}
+}
+
+// startVault starts a Vault dev server for t, stopped at cleanup, with a
+// secrets engine of each type in engines mounted at its type's name, and
+// returns it with a root client.
+func startVault(t *testing.T, engines ...string) (*vaulttest.Server, *vault.Client) {
+	t.Helper()
+	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	for _, e := range engines {
+		if err := srv.Mount(t.Context(), e, e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, root
+}
+
+// vaultPKIRole generates a root CA in the pki mount and the role "wsgate"
+// allowing gw.example for up to 48h; it returns the generate response.
+func vaultPKIRole(t *testing.T, root *vault.Client) *vault.Secret {
+	t.Helper()
+	gen, err := root.Logical().WriteWithContext(t.Context(), "pki/root/generate/internal", map[string]any{"common_name": "test root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().WriteWithContext(t.Context(), "pki/roles/wsgate", map[string]any{
+		"allowed_domains": "gw.example", "allow_bare_domains": true, "max_ttl": "48h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return gen
 }
 
 func TestNewVaultBackendResolvesPaths(t *testing.T) {
@@ -42,16 +82,8 @@ func TestNewVaultBackendResolvesPaths(t *testing.T) {
 // TestNewVaultBackendIntegration logs in with AppRole through the config
 // (relative secret_id_file) and loads a secret through the Manager.
 func TestNewVaultBackendIntegration(t *testing.T) {
-	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv, root := startVault(t)
 	ctx := t.Context()
-	root, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := root.KVv2("secret").Put(ctx, "wsgate/users/orders", map[string]any{"alice": "pw"}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,27 +126,9 @@ func TestNewVaultBackendIntegration(t *testing.T) {
 
 // TestNewVaultPKIIntegration issues the tls.pki listener certificate.
 func TestNewVaultPKIIntegration(t *testing.T) {
-	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv, root := startVault(t, "pki")
 	ctx := t.Context()
-	if err := srv.Mount(ctx, "pki", "pki", nil); err != nil {
-		t.Fatal(err)
-	}
-	root, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().WriteWithContext(ctx, "pki/root/generate/internal", map[string]any{"common_name": "test root"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().WriteWithContext(ctx, "pki/roles/wsgate", map[string]any{
-		"allowed_domains": "gw.example", "allow_bare_domains": true, "max_ttl": "48h",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	vaultPKIRole(t, root)
 	t.Setenv("VAULT_TOKEN", srv.Token)
 	cfg := vaultConfig(srv.Addr, config.VaultAuth{Method: "token"})
 	cfg.TLS = &config.TLS{PKI: &config.PKI{Mount: "pki", Role: "wsgate", CommonName: "gw.example", TTL: config.Duration(24 * time.Hour)}}
