@@ -12,8 +12,8 @@ import (
 	"github.com/beevik/etree"
 )
 
-// Exclusive XML Canonicalization 1.0 without comments
-// (https://www.w3.org/TR/xml-exc-c14n/), written straight from the tree:
+// Exclusive XML Canonicalization 1.0, without comments or (for Canonicalize
+// only) with them (https://www.w3.org/TR/xml-exc-c14n/), written straight from the tree:
 // namespaces are resolved with two small stacks instead of a map per
 // element, and the output goes into one []byte or, for digests, through a
 // small pooled buffer straight into the hash, so that no copy of the
@@ -61,12 +61,27 @@ func excC14N(el *etree.Element, prefixList string) ([]byte, error) {
 	return appendExcC14N(nil, el, prefixList)
 }
 
+// Canonicalize returns the exclusive canonical form of the subtree rooted at
+// el as it would canonicalize in place: the namespace declarations of el's
+// ancestors are in scope. prefixList is the InclusiveNamespaces PrefixList
+// ("#default" names the default namespace). With comments it is the
+// WithComments variant: comments inside the subtree are written as
+// <!--text-->; the spec's line breaks around comments apply only outside the
+// document element, which a subtree never reaches. The tree is only read.
+func Canonicalize(el *etree.Element, prefixList string, comments bool) ([]byte, error) {
+	return appendC14N(nil, el, prefixList, comments)
+}
+
 // appendExcC14N appends the exclusive canonical form of el to dst.
 func appendExcC14N(dst []byte, el *etree.Element, prefixList string) ([]byte, error) {
+	return appendC14N(dst, el, prefixList, false)
+}
+
+func appendC14N(dst []byte, el *etree.Element, prefixList string, comments bool) ([]byte, error) {
 	if el == nil {
 		return dst, fmt.Errorf("%w: no element", errUnsupportedNode)
 	}
-	var w excWriter
+	w := excWriter{comments: comments}
 	w.buf = slices.Grow(dst, sizeHint(el, 0))
 	w.n = len(w.buf)
 	w.buf = w.buf[:cap(w.buf)]
@@ -110,7 +125,7 @@ var excWriterPool = sync.Pool{New: func() any { return new(excWriter) }}
 func (w *excWriter) release() {
 	w.sink, w.sinkErr, w.buf, w.n = nil, nil, nil, 0
 	w.scope, w.rendered, w.listed, w.utilized, w.attrs, w.stack = nil, nil, nil, nil, nil, nil
-	w.listDefault = false
+	w.listDefault, w.comments = false, false
 	clear(w.scopeArr[:])
 	clear(w.renderedArr[:])
 	clear(w.listedArr[:])
@@ -151,6 +166,7 @@ type excWriter struct {
 	rendered    []int32     // scope references output so far on open elements, innermost last
 	listed      []string
 	listDefault bool
+	comments    bool         // WithComments: write comment nodes
 	utilized    []int32      // scratch: scope references to consider on one element
 	attrs       []sortedAttr // scratch: one element's attributes to sort
 	stack       []excFrame
@@ -368,7 +384,14 @@ func (w *excWriter) write(root *etree.Element) error {
 				return err
 			}
 		case *etree.Comment:
-			// Without comments.
+			if !w.comments {
+				continue
+			}
+			w.str("<!--")
+			if err := w.escaped(t.Data, &c14nCommentClass); err != nil {
+				return err
+			}
+			w.str("-->")
 		case *etree.ProcInst:
 			w.str("<?")
 			w.str(t.Target)
@@ -555,6 +578,8 @@ func (w *excWriter) qname(prefix, local string) {
 var (
 	c14nTextClass = escClasses("&<>\r")
 	c14nAttrClass = escClasses("&<\"\t\n\r")
+	// Comments are written as they are; only characters XML cannot carry fail.
+	c14nCommentClass = escClasses("")
 )
 
 func escClasses(escaped string) (t [128]uint8) {

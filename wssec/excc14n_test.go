@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // excFindElement returns the first element in document order with the given
@@ -793,5 +794,55 @@ func excBenchC14N(b *testing.B, c14n func(*etree.Element, string) ([]byte, error
 				}
 			}
 		})
+	}
+}
+
+// TestCanonicalizeWithComments checks the WithComments form against goxmldsig
+// (on document elements, which need no detaching) and the exact output on a
+// subtree, and that without comments Canonicalize is excC14N.
+func TestCanonicalizeWithComments(t *testing.T) {
+	tests := []struct {
+		name, xml, prefixList string
+	}{
+		{"plain", `<a><!-- c1 --><b>x<!--c2-->y</b></a>`, ""},
+		{"namespaces", `<p:a xmlns:p="urn:p" xmlns:q="urn:q"><!--&amp; <raw>--><q:b/></p:a>`, ""},
+		{"prefix list", `<p:a xmlns:p="urn:p" xmlns:q="urn:q"><!----><b>t</b></p:a>`, "q"},
+		{"comment and PI", `<a><?pi x?><!--c--></a>`, "#default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := etree.NewDocument()
+			if err := doc.ReadFromString(tt.xml); err != nil {
+				t.Fatal(err)
+			}
+			want, err := dsig.MakeC14N10ExclusiveWithCommentsCanonicalizerWithPrefixList(tt.prefixList).Canonicalize(doc.Root().Copy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Canonicalize(doc.Root(), tt.prefixList, true)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("Canonicalize(comments) = %q, %v; want %q", got, err, want)
+			}
+			without, err := Canonicalize(doc.Root(), tt.prefixList, false)
+			ref, rerr := excC14N(doc.Root(), tt.prefixList)
+			if err != nil || rerr != nil || !bytes.Equal(without, ref) {
+				t.Errorf("Canonicalize(no comments) = %q, %v; excC14N = %q, %v", without, err, ref, rerr)
+			}
+		})
+	}
+
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<r xmlns:p="urn:p"><!--outside--><p:s a="1"><!-- in --><p:t/></p:s></r>`); err != nil {
+		t.Fatal(err)
+	}
+	sub := doc.Root().SelectElement("p:s")
+	got, err := Canonicalize(sub, "", true)
+	if want := `<p:s xmlns:p="urn:p" a="1"><!-- in --><p:t></p:t></p:s>`; err != nil || string(got) != want {
+		t.Errorf("Canonicalize(subtree, comments) = %q, %v; want %q", got, err, want)
+	}
+	bad := etree.NewElement("a")
+	bad.CreateComment("\x01")
+	if _, err := Canonicalize(bad, "", true); !errors.Is(err, errInvalidChar) {
+		t.Errorf("Canonicalize(control char in comment) err = %v; want %v", err, errInvalidChar)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // Algorithm URIs the Signer writes. They are unexported so the verifier's
@@ -314,7 +313,7 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		canon, err := sgCanonicalize(t, prefixList, false)
+		canon, err := Canonicalize(t, prefixList, false)
 		if err != nil {
 			return nil, err
 		}
@@ -343,7 +342,7 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 	s.addTokenReference(ki, keyRef, bstID, strID)
 
 	// SignedInfo is canonicalized where it sits, with its in-scope namespaces.
-	canonSI, err := sgCanonicalize(si, prefixList, c14nAlg == sgAlgExcC14NCom)
+	canonSI, err := Canonicalize(si, prefixList, c14nAlg == sgAlgExcC14NCom)
 	if err != nil {
 		return nil, err
 	}
@@ -617,45 +616,4 @@ func sgLookupPrefix(el *etree.Element, prefix string) string {
 		}
 	}
 	return ""
-}
-
-// sgDetach copies el with every namespace declaration in scope from its
-// ancestors, so it canonicalizes as it would in place. Unlike
-// etreeutils.NSDetatch it has no node limit: the Signer only signs trees it
-// was handed, and Bodies may be large.
-func sgDetach(el *etree.Element) *etree.Element {
-	cp := el.Copy()
-	seen := map[string]bool{}
-	for _, a := range el.Attr {
-		if a.Space == "xmlns" {
-			seen[a.Key] = true
-		} else if a.Space == "" && a.Key == "xmlns" {
-			seen[""] = true
-		}
-	}
-	for p := el.Parent(); p != nil; p = p.Parent() {
-		for _, a := range p.Attr {
-			switch {
-			case a.Space == "xmlns" && !seen[a.Key]:
-				seen[a.Key] = true
-				cp.CreateAttr("xmlns:"+a.Key, a.Value)
-			case a.Space == "" && a.Key == "xmlns" && !seen[""]:
-				seen[""] = true
-				if a.Value != "" {
-					cp.CreateAttr("xmlns", a.Value)
-				}
-			}
-		}
-	}
-	return cp
-}
-
-// sgCanonicalize returns the exclusive canonical form of el as it sits in its document.
-// Only the WithComments variant, which exists to make rejection tests, goes
-// through goxmldsig.
-func sgCanonicalize(el *etree.Element, prefixList string, comments bool) ([]byte, error) {
-	if !comments {
-		return excC14N(el, prefixList)
-	}
-	return dsig.MakeC14N10ExclusiveWithCommentsCanonicalizerWithPrefixList(prefixList).Canonicalize(sgDetach(el))
 }

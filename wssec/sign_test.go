@@ -141,7 +141,7 @@ func checkSignature(t *testing.T, doc *etree.Document, cert *x509.Certificate) {
 		if target == nil {
 			t.Fatalf("Reference %q does not resolve", uri)
 		}
-		canon, err := sgCanonicalize(target, prefixes(ref.FindElement("Transforms/Transform")), false)
+		canon, err := Canonicalize(target, prefixes(ref.FindElement("Transforms/Transform")), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +150,7 @@ func checkSignature(t *testing.T, doc *etree.Document, cert *x509.Certificate) {
 			t.Fatalf("digest of %s does not match", uri)
 		}
 	}
-	canon, err := sgCanonicalize(si, prefixes(si.SelectElement("CanonicalizationMethod")), false)
+	canon, err := Canonicalize(si, prefixes(si.SelectElement("CanonicalizationMethod")), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,8 +621,8 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			t.Fatalf("case %d: version %v", i, v.Version)
 		}
 		orig := signTestParse(t, msg)
-		want, _ := sgCanonicalize(orig.Body, "", false)
-		got, _ := sgCanonicalize(v.Body, "", false)
+		want, _ := Canonicalize(orig.Body, "", false)
+		got, _ := Canonicalize(v.Body, "", false)
 		// The signed Body gained xmlns:wsu and wsu:Id; compare its content.
 		if !bytes.Equal(signTestInner(want), signTestInner(got)) {
 			t.Fatalf("case %d: verified Body differs:\n%s\n%s", i, want, got)

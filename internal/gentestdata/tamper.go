@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
 
 	"wsgate/internal/pki"
 	"wsgate/wssec"
@@ -193,7 +192,7 @@ func (d *doc) resign(id *pki.Identity) error {
 			return fmt.Errorf("reference %q does not resolve", uri)
 		}
 		tr := r.FindElement("./Transforms/Transform")
-		canon, err := canonicalize(target, prefixList(tr), false)
+		canon, err := wssec.Canonicalize(target, prefixList(tr), false)
 		if err != nil {
 			return err
 		}
@@ -212,7 +211,7 @@ func (d *doc) resign(id *pki.Identity) error {
 		r.SelectElement("DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	}
 	cm := si.SelectElement("CanonicalizationMethod")
-	canon, err := canonicalize(si, prefixList(cm), cm.SelectAttrValue("Algorithm", "") == algExcC14NComments)
+	canon, err := wssec.Canonicalize(si, prefixList(cm), cm.SelectAttrValue("Algorithm", "") == algExcC14NComments)
 	if err != nil {
 		return err
 	}
@@ -246,36 +245,4 @@ func prefixList(method *etree.Element) string {
 		return in.SelectAttrValue("PrefixList", "")
 	}
 	return ""
-}
-
-// canonicalize is exc-c14n of el with its in-scope namespace declarations.
-func canonicalize(el *etree.Element, prefixes string, comments bool) ([]byte, error) {
-	cp := el.Copy()
-	seen := map[string]bool{}
-	for _, a := range el.Attr {
-		if a.Space == "xmlns" {
-			seen[a.Key] = true
-		} else if a.Space == "" && a.Key == "xmlns" {
-			seen[""] = true
-		}
-	}
-	for p := el.Parent(); p != nil; p = p.Parent() {
-		for _, a := range p.Attr {
-			switch {
-			case a.Space == "xmlns" && !seen[a.Key]:
-				seen[a.Key] = true
-				cp.CreateAttr("xmlns:"+a.Key, a.Value)
-			case a.Space == "" && a.Key == "xmlns" && !seen[""]:
-				seen[""] = true
-				if a.Value != "" {
-					cp.CreateAttr("xmlns", a.Value)
-				}
-			}
-		}
-	}
-	c := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(prefixes)
-	if comments {
-		c = dsig.MakeC14N10ExclusiveWithCommentsCanonicalizerWithPrefixList(prefixes)
-	}
-	return c.Canonicalize(cp)
 }
