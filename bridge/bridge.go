@@ -30,7 +30,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -39,13 +38,13 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"wsgate/proxy"
 	"wsgate/wssec"
 )
 
@@ -198,7 +197,7 @@ func New(o Options) (*Handler, error) {
 	}
 	rt := o.Transport
 	if rt == nil {
-		rt = newTransport()
+		rt = proxy.NewTransport()
 	}
 	h.client = &http.Client{
 		Transport: rt,
@@ -217,21 +216,6 @@ func New(o Options) (*Handler, error) {
 		h.o.Now = time.Now
 	}
 	return h, nil
-}
-
-// newTransport dials upstreams directly (no environment proxy) with bounded
-// dial and handshake times and a TLS 1.2 floor.
-func newTransport() *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:         d.DialContext,
-		ForceAttemptHTTP2:   true,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConns:        100,
-		MaxIdleConnsPerHost: 32,
-		IdleConnTimeout:     90 * time.Second,
-	}
 }
 
 // validAction keeps the action safe inside a quoted header value.

@@ -61,7 +61,7 @@ func New(opts Options) (*httputil.ReverseProxy, error) {
 	}
 	rt := opts.Transport
 	if rt == nil {
-		rt = newTransport()
+		rt = NewTransport()
 	}
 	prefix := strings.TrimSuffix(opts.StripPrefix, "/") // "/" strips nothing
 	return &httputil.ReverseProxy{
@@ -83,9 +83,11 @@ func parseUpstream(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// newTransport is http.DefaultTransport's shape without environment proxies
-// (an upstream is addressed directly) and with a TLS 1.2 floor.
-func newTransport() *http.Transport {
+// NewTransport is the transport for upstream calls: http.DefaultTransport's
+// shape without environment proxies (an upstream is addressed directly), with
+// bounded dial and handshake times and a TLS 1.2 floor. The bridge uses it
+// too.
+func NewTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           d.DialContext,
