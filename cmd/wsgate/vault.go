@@ -39,13 +39,7 @@ func newVaultBackend(ctx context.Context, cfg *config.Config, cfgDir string, log
 	if err != nil {
 		return nil, nil, err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		v.Run(runCtx)
-	}()
-	return v, func() { cancel(); <-done }, nil
+	return v, runInBackground(ctx, v.Run), nil
 }
 
 // newVaultPKI builds the tls.pki listener certificate over v and keeps it
@@ -60,11 +54,17 @@ func newVaultPKI(ctx context.Context, v *secrets.Vault, p *config.PKI, logger *s
 	if err != nil {
 		return nil, nil, err
 	}
+	return c, runInBackground(ctx, c.Run), nil
+}
+
+// runInBackground runs run until ctx ends or the returned stop is called;
+// stop waits for run to return.
+func runInBackground(ctx context.Context, run func(context.Context)) (stop func()) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.Run(runCtx)
+		run(runCtx)
 	}()
-	return c, func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done }
 }
