@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"wsgate/internal/testclock"
 )
 
 // introspectionServer answers RFC 7662 requests from a per-token table and
@@ -67,7 +69,7 @@ func activeAnswer(exp time.Time) map[string]any {
 		"client_id": "batch", "scope": "billing.write", "exp": exp.Unix()}
 }
 
-func newIntrospectingValidator(t *testing.T, c *clock, srv *introspectionServer) *Validator {
+func newIntrospectingValidator(t *testing.T, c *testclock.Clock, srv *introspectionServer) *Validator {
 	t.Helper()
 	// Credentials go through the same secret adapter the secrets package feeds.
 	creds := CredentialsFromSecret(&fakeSecret{fields: map[string]string{"client_id": "wsgate", "client_secret": "s3cret%"}})

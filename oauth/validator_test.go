@@ -14,10 +14,12 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"wsgate/internal/testclock"
 )
 
 // newTestValidator serves the standard key set over httptest and validates against it.
-func newTestValidator(t *testing.T, c *clock, mut func(*Options)) (*Validator, *jwksServer) {
+func newTestValidator(t *testing.T, c *testclock.Clock, mut func(*Options)) (*Validator, *jwksServer) {
 	t.Helper()
 	k := tk(t)
 	weak := pubJWK("weak", "RS256", k.rsaWeak)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"wsgate/internal/testclock"
 	"wsgate/redisstore/redistest"
 )
 
@@ -97,7 +98,7 @@ func TestLimiterFallsBackWhenRedisIsDown(t *testing.T) {
 	srv := redistest.Start(t)
 	logs := &syncBuffer{}
 	l := newTestLimiter(t, srv.Addr, "billing", slowRate, 3, logs)
-	clk := &testClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	l.Now = clk.Now
 
 	// Spend the shared bucket while Redis is up.

@@ -18,6 +18,7 @@ import (
 	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
 	"wsgate/internal/ratelimit"
+	"wsgate/internal/testclock"
 	"wsgate/redisstore/redistest"
 	"wsgate/wssec"
 )
@@ -27,24 +28,6 @@ var (
 	_ wssec.ReplayCache = (*ReplayCache)(nil)
 	_ ratelimit.Limiter = (*Limiter)(nil)
 )
-
-// testClock is a settable clock safe for concurrent reads.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // syncBuffer collects log output from concurrent writers.
 type syncBuffer = gatewaytest.Buffer
@@ -73,7 +56,7 @@ func TestReplaySharedAcrossReplicas(t *testing.T) {
 	a, b := NewClient(srv.Addr), NewClient(srv.Addr)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	ctx := context.Background()
-	clk := &testClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	ra, rb := newReplay(a, "wsgate:", clk.Now), newReplay(b, "wsgate:", clk.Now)
 	other := newReplay(b, "other:", clk.Now) // another fleet on the same Redis
 	until := clk.Now().Add(5 * time.Minute)
@@ -148,7 +131,7 @@ func TestReplayExpiry(t *testing.T) {
 	c := NewClient(srv.Addr)
 	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
-	clk := &testClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	r := newReplay(c, "wsgate:", clk.Now)
 
 	// Expiry is Redis's: a real (short) wait is the honest test.

@@ -17,6 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"wsgate/internal/testclock"
 	"wsgate/wssec"
 )
 
@@ -24,7 +25,7 @@ import (
 // (trusting the test CA) and answers with a SOAP 1.2 response.
 type soapService struct {
 	t     *testing.T
-	clk   *testClock
+	clk   *testclock.Clock
 	mu    sync.Mutex
 	last  http.Header
 	errs  []error
@@ -86,7 +87,7 @@ func writeSecret(t *testing.T, dir, path string, fields map[string]string) {
 // oauth edge, and a SOAP route with sign_response.
 func TestBridgeRouteEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	clk := &testClock{t: t0}
+	clk := testclock.New(t0)
 	tokKey := newP256(t)
 	pub, err := x509.MarshalPKIXPublicKey(tokKey.Public())
 	if err != nil {
@@ -181,7 +182,7 @@ routes:
 // TestSignResponseRoute: soap.sign_response from config signs the upstream's answer.
 func TestSignResponseRoute(t *testing.T) {
 	dir := t.TempDir()
-	clk := &testClock{t: t0}
+	clk := testclock.New(t0)
 	read := func(p string) string {
 		b, err := os.ReadFile(filepath.Join("../../testdata", p))
 		if err != nil {

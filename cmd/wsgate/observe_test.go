@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"wsgate/internal/pki"
+	"wsgate/internal/testclock"
 )
 
 // opsGateway is a gateway built like serve builds it, behind the front
@@ -26,7 +27,7 @@ type opsGateway struct {
 	front http.Handler
 	admin http.Handler
 	logs  *syncBuffer
-	clk   *testClock
+	clk   *testclock.Clock
 	up    *recordingUpstream
 	hmac  []byte
 }
@@ -36,7 +37,7 @@ type opsGateway struct {
 func newOpsGateway(t *testing.T, yaml string) *opsGateway {
 	t.Helper()
 	dir := t.TempDir()
-	o := &opsGateway{logs: &syncBuffer{}, clk: &testClock{t: t0}, up: newRecordingUpstream(t), hmac: make([]byte, 32)}
+	o := &opsGateway{logs: &syncBuffer{}, clk: testclock.New(t0), up: newRecordingUpstream(t), hmac: make([]byte, 32)}
 	if _, err := rand.Read(o.hmac); err != nil {
 		t.Fatal(err)
 	}

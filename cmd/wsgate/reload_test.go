@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"wsgate/internal/testclock"
 )
 
 // jwksFields is a jwks secret publishing the public halves of keys by kid.
@@ -82,7 +84,7 @@ func TestSIGHUPReloadUnderLoad(t *testing.T) {
 	b := namedUpstream(t, "B", 0)
 	slow := namedUpstream(t, "slow", 400*time.Millisecond)
 	k1, k2 := newP256(t), newP256(t)
-	clk := &testClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	writeSecretJSON(t, dir, "wsgate/jwks/orders", jwksFields(t, map[string]any{"k1": &k1.PublicKey}))
 
 	cfgPath := filepath.Join(dir, "wsgate.yaml")

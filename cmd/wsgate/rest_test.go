@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"wsgate/config"
+	"wsgate/internal/testclock"
 )
 
 func TestMain(m *testing.M) {
@@ -39,24 +40,6 @@ const (
 	testIssuer   = "https://idp.test.invalid/"
 	testAudience = "orders-api"
 )
-
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recordingUpstream counts requests and keeps the last one's headers.
 type recordingUpstream struct {
@@ -87,7 +70,7 @@ func (u *recordingUpstream) header() http.Header {
 
 // newTestGateway writes yaml as DIR/wsgate.yaml, loads it like serve does and
 // builds the gateway with clk, logging to logs.
-func newTestGateway(t *testing.T, dir, yaml string, clk *testClock, logs *syncBuffer) *gateway {
+func newTestGateway(t *testing.T, dir, yaml string, clk *testclock.Clock, logs *syncBuffer) *gateway {
 	t.Helper()
 	path := filepath.Join(dir, "wsgate.yaml")
 	writeTestFile(t, path, yaml)
@@ -119,7 +102,7 @@ func bearerGet(target, token string) *http.Request {
 }
 
 // mintJWT signs claims with key; exp defaults to 5 minutes after clk.
-func mintJWT(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, clk *testClock, extra map[string]any) string {
+func mintJWT(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, clk *testclock.Clock, extra map[string]any) string {
 	t.Helper()
 	opts := &jose.SignerOptions{}
 	if kid != "" {
@@ -214,7 +197,7 @@ func readyz(t *testing.T, g *gateway) (int, readiness) {
 // good set survives an IdP outage, and /readyz reports all of it.
 func TestRESTRouteJWKSURLRotation(t *testing.T) {
 	dir := t.TempDir()
-	clk := &testClock{t: t0}
+	clk := testclock.New(t0)
 	up := newRecordingUpstream(t)
 	idp := newFakeIdP(t)
 	k1, k2, k3 := newP256(t), newP256(t), newP256(t)
@@ -313,7 +296,7 @@ routes:
     path_prefix: /api/orders
     upstream: "http://127.0.0.1:1"
     oauth: {issuer: "`+testIssuer+`", audience: [a], jwks_url: "`+idp.URL+`/jwks", jwks_ca_cert: ca.pem, algorithms: [ES256]}
-`, &testClock{t: time.Now()}, &syncBuffer{})
+`, testclock.New(time.Now()), &syncBuffer{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.serve(ctx, nil) }()
@@ -338,7 +321,7 @@ routes:
 // refusals, the body limit and introspection with credentials from a secret.
 func TestRESTRouteWiring(t *testing.T) {
 	dir := t.TempDir()
-	clk := &testClock{t: t0}
+	clk := testclock.New(t0)
 	up := newRecordingUpstream(t)
 	hmacKey := make([]byte, 32)
 	if _, err := rand.Read(hmacKey); err != nil {

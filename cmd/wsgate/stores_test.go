@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wsgate/internal/testclock"
 )
 
 // goldenAt is the instant the testdata/wssec golden messages are valid at.
@@ -39,7 +41,7 @@ routes:
 	if !ok {
 		t.Fatal(problems.String())
 	}
-	clk := &testClock{t: goldenAt}
+	clk := testclock.New(goldenAt)
 	p, err := newProcess(cfg.Log, &syncBuffer{}, clk.Now)
 	if err != nil {
 		t.Fatal(err)

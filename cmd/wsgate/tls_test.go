@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"wsgate/internal/pki"
+	"wsgate/internal/testclock"
 )
 
 // servedGateway is a `wsgate serve` running in the test process.
@@ -286,7 +287,7 @@ routes:
     public: true
     upstream_tls: {ca: wsgate/trust/upstream, identity: wsgate/tls/upstream-client}
   - {name: roots, path_prefix: /roots, upstream: "`+up.URL+`", public: true}
-`, &testClock{t: time.Now()}, &syncBuffer{})
+`, testclock.New(time.Now()), &syncBuffer{})
 
 	get := func(path string) (int, string) {
 		w := serveReq(g, httptest.NewRequest(http.MethodGet, path, nil))

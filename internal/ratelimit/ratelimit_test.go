@@ -5,28 +5,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"wsgate/internal/testclock"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestTokenBucket(t *testing.T) {
-	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	m, err := NewMemory(Options{Rate: 2, Burst: 3, Now: c.now})
+	c := testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	m, err := NewMemory(Options{Rate: 2, Burst: 3, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +35,7 @@ func TestTokenBucket(t *testing.T) {
 		{0, "a", false, 500 * time.Millisecond},
 	}
 	for i, s := range steps {
-		c.add(s.advance)
+		c.Add(s.advance)
 		ok, retry := m.Allow(s.key)
 		if ok != s.ok || retry != s.retry {
 			t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
@@ -59,8 +44,8 @@ func TestTokenBucket(t *testing.T) {
 }
 
 func TestBoundedKeys(t *testing.T) {
-	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	m, err := NewMemory(Options{Rate: 1, Burst: 1, MaxKeys: 10, Now: c.now})
+	c := testclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	m, err := NewMemory(Options{Rate: 1, Burst: 1, MaxKeys: 10, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +56,7 @@ func TestBoundedKeys(t *testing.T) {
 		t.Fatalf("%d buckets, cap 10", m.Len())
 	}
 	// Overflow keys share one bucket: a flood of new keys is still limited.
-	c.add(2 * time.Second)
+	c.Add(2 * time.Second)
 	for i := range 10 {
 		m.Allow("fill" + strconv.Itoa(i)) // refilled buckets are swept and replaced
 	}
