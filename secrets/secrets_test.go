@@ -319,7 +319,11 @@ func TestManagerNeverLoaded(t *testing.T) {
 
 func TestManagerSameHandle(t *testing.T) {
 	m, _, _ := newManager(t)
-	if m.Trust("a") != m.Trust("a") || m.Users("a") != m.Users("a") || m.Identity("a") != m.Identity("a") || m.Fields("a") != m.Fields("a") {
+	t1, t2 := m.Trust("a"), m.Trust("a")
+	u1, u2 := m.Users("a"), m.Users("a")
+	i1, i2 := m.Identity("a"), m.Identity("a")
+	f1, f2 := m.Fields("a"), m.Fields("a")
+	if t1 != t2 || u1 != u2 || i1 != i2 || f1 != f2 {
 		t.Error("same path returned different handles")
 	}
 	if m.Trust("a") == m.Trust("b") {

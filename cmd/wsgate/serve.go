@@ -398,12 +398,6 @@ func buildBridgeRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry,
 	return buildOAuthEdge(env, r, b)
 }
 
-func notImplemented(msg string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, r, http.StatusNotImplemented, "not_implemented", msg)
-	})
-}
-
 // writeJSONError answers with the REST error body of the product contract.
 // The request ID is the one the front door set on the request.
 func writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
