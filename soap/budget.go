@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,25 +200,32 @@ func equalFoldASCII(a, b string) bool {
 
 // readBody reads at most maxBody bytes of r into one buffer sized from the
 // declared length, so a large body is not copied through repeated growth.
-func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
+// The body comes back as a string, built in place: the parser keeps slices
+// of it instead of a copy.
+func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) (string, error) {
 	src := http.MaxBytesReader(w, r.Body, maxBody)
 	size := int64(512)
 	if r.ContentLength > 0 {
 		size = min(r.ContentLength, maxBody)
 	}
+	var body strings.Builder
 	// One spare byte lets the final read see EOF without growing the buffer.
-	buf := make([]byte, 0, size+1)
+	body.Grow(int(size) + 1)
+	chunk := chunkPool.Get().(*[chunkSize]byte)
+	defer chunkPool.Put(chunk)
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grow: the length was not declared or was wrong
-		}
-		n, err := src.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
+		n, err := src.Read(chunk[:])
+		body.Write(chunk[:n])
 		if err == io.EOF {
-			return buf, nil
+			return body.String(), nil
 		}
 		if err != nil {
-			return buf, err
+			return body.String(), err
 		}
 	}
 }
+
+// chunkSize is the read buffer between the connection and the body.
+const chunkSize = 16 << 10
+
+var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}

@@ -170,10 +170,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	verified, err := h.opts.Verifier.VerifyEnvelope(r.Context(), env)
 	if err != nil {
+		env.Release()
 		h.reject(w, r, id, env.Version, err)
 		return
 	}
 	out, err := verified.Bytes(h.opts.StripSecurityHeader)
+	signer, username := "", verified.Username
+	if verified.Signer != nil {
+		signer = verified.Signer.Subject.String()
+	}
+	// From here on only out is forwarded: the tree's memory goes back to
+	// the parser's pool.
+	verified.Release()
 	if err != nil {
 		h.reject(w, r, id, env.Version, fmt.Errorf("%w: %v", errSerialize, err))
 		return
@@ -189,17 +197,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	signer := ""
-	if verified.Signer != nil {
-		signer = verified.Signer.Subject.String()
-	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "soap request accepted",
 		slog.String("route", h.opts.Route),
 		slog.String("request_id", id),
 		slog.String("soap_version", env.Version.String()),
 		slog.String("outcome", "accepted"),
 		slog.String("signer", signer),
-		slog.String("username", verified.Username),
+		slog.String("username", username),
 	)
 
 	h.decide(r, nil)

@@ -118,7 +118,8 @@ type Envelope struct {
 	Header   *etree.Element // may be nil
 	Body     *etree.Element
 
-	size int // of the parsed message, to size the serialized output
+	size  int    // of the parsed message, to size the serialized output
+	nodes *arena // the tree's memory, pooled; nil unless from ParseEnvelope
 }
 
 // Verified is the outcome of a successful verification. Only what it holds

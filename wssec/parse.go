@@ -1,8 +1,8 @@
 package wssec
 
 import (
-	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -41,30 +41,66 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// Message is what ParseEnvelope reads: a string is used as it is, a byte
+// slice is copied once (the tree keeps slices of the message, so it must not
+// change under it). A caller that reads a body into a strings.Builder saves
+// that copy.
+type Message interface{ string | []byte }
+
 // ParseEnvelope parses msg with the hardening limits and checks that it is a
 // SOAP 1.1 or 1.2 envelope with at most one Header and exactly one Body.
 // parseXML (xmlparse.go) refuses DOCTYPEs (and so every entity trick),
 // processing instructions and non-UTF-8 encodings, and enforces the depth,
 // element and attribute limits while it reads, before anything else looks
 // at the tree.
-func ParseEnvelope(msg []byte, limits Limits) (*Envelope, error) {
+func ParseEnvelope[M Message](msg M, limits Limits) (*Envelope, error) {
 	limits = limits.withDefaults()
 	if int64(len(msg)) > limits.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), limits.MaxBytes)
 	}
-	if len(bytes.TrimSpace(msg)) == 0 {
+	s := string(msg)
+	if len(strings.TrimSpace(s)) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrNotXML)
 	}
-	doc, err := parseXML(msg, limits)
+	nodes := getArena()
+	doc, err := parseXMLString(s, limits, nodes)
 	if err != nil {
+		nodes.release()
 		return nil, err
 	}
 	env, err := envelopeOf(doc, doc.Root())
 	if err != nil {
+		nodes.release()
 		return nil, err
 	}
-	env.size = len(msg)
+	env.size = len(s)
+	env.nodes = nodes
 	return env, nil
+}
+
+// Release hands the memory of the parsed tree back for reuse by a later
+// ParseEnvelope, and clears the Envelope. Call it only when nothing will
+// read the Envelope, any element of it or a Verified made from it again —
+// in the gateway, once the verified envelope has been serialized for
+// forwarding: a later parse overwrites the nodes. Strings taken from the
+// tree stay valid. Not calling Release is always safe; the garbage
+// collector then takes the tree.
+func (e *Envelope) Release() {
+	if e == nil || e.nodes == nil {
+		return
+	}
+	nodes := e.nodes
+	*e = Envelope{Version: e.Version}
+	nodes.release()
+}
+
+// Release releases the verified Envelope; see Envelope.Release.
+func (v *Verified) Release() {
+	if v == nil {
+		return
+	}
+	v.Security = nil
+	v.Envelope.Release()
 }
 
 // envelopeOf checks the SOAP envelope shape.
@@ -118,9 +154,9 @@ func is(el *etree.Element, ns, local string) bool {
 // DetectVersion reports the SOAP version of an envelope that failed to parse
 // fully, from its root element alone, so a fault can be sent in the client's
 // version. It returns SOAPUnknown when the message does not tell.
-func DetectVersion(msg []byte) SOAPVersion {
-	i11 := bytes.Index(msg, []byte(NSSOAP11))
-	i12 := bytes.Index(msg, []byte(NSSOAP12))
+func DetectVersion[M Message](msg M) SOAPVersion {
+	i11 := strings.Index(string(msg), NSSOAP11)
+	i12 := strings.Index(string(msg), NSSOAP12)
 	switch {
 	case i11 < 0 && i12 < 0:
 		return SOAPUnknown

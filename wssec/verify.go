@@ -19,7 +19,12 @@ func (v *Verifier) Verify(ctx context.Context, msg []byte) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.VerifyEnvelope(ctx, env)
+	verified, err := v.VerifyEnvelope(ctx, env)
+	if err != nil {
+		env.Release() // errors carry strings only, never nodes
+		return nil, err
+	}
+	return verified, nil
 }
 
 // VerifyEnvelope checks env's WS-Security header against the policy and

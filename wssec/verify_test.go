@@ -360,28 +360,70 @@ func BenchmarkVerify(b *testing.B) { benchmarkVerify(b, 2<<10) }
 func BenchmarkVerify1MB(b *testing.B) { benchmarkVerify(b, 1<<20) }
 
 func benchmarkVerify(b *testing.B, bodySize int) {
-	msg := signedEnvelope(b, bodySize)
-	v := defaultVerifier(b)
+	msg, v := string(signedEnvelope(b, bodySize)), defaultVerifier(b)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
-	b.ResetTimer()
 	for b.Loop() {
-		if _, err := v.Verify(context.Background(), msg); err != nil {
+		verifyAsGateway(b, v, msg)
+	}
+}
+
+// BenchmarkVerifyParallel is BenchmarkVerify on every core; compare with
+// BenchmarkRawRSAVerifyParallel, since the garbage collector's share shows
+// only when all cores are busy.
+func BenchmarkVerifyParallel(b *testing.B) {
+	msg, v := string(signedEnvelope(b, 2<<10)), defaultVerifier(b)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			verifyAsGateway(b, v, msg)
+		}
+	})
+}
+
+// verifyAsGateway verifies msg the way the SOAP edge does: the body read
+// into a string (so the parser keeps it without a copy), the tree released
+// once the verified envelope has been serialized.
+func verifyAsGateway(b *testing.B, v *Verifier, msg string) {
+	env, err := ParseEnvelope(msg, v.Policy.Limits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := v.VerifyEnvelope(context.Background(), env); err != nil {
+		b.Fatal(err)
+	}
+	env.Release()
+}
+
+func BenchmarkRawRSAVerify(b *testing.B) {
+	pub, digest, sig := rawRSASignature(b)
+	for b.Loop() {
+		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkRawRSAVerify(b *testing.B) {
+func BenchmarkRawRSAVerifyParallel(b *testing.B) {
+	pub, digest, sig := rawRSASignature(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// rawRSASignature is an RSA-2048 PKCS#1 v1.5 SHA-256 signature by the key
+// that signs the benchmark envelopes.
+func rawRSASignature(b *testing.B) (pub *rsa.PublicKey, digest, sig []byte) {
 	key := readPEMKey(b, "partner-rsa.key.pem").(*rsa.PrivateKey)
-	digest := sha256.Sum256([]byte("signed info"))
-	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+	d := sha256.Sum256([]byte("signed info"))
+	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, d[:])
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return &key.PublicKey, d[:], sig
 }

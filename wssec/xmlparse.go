@@ -27,10 +27,16 @@ import (
 // msg is copied once; the tree never aliases it, so the caller may reuse it.
 // Zero limits take the defaults.
 func parseXML(msg []byte, limits Limits) (*etree.Document, error) {
-	p := xmlParser{s: string(msg), limits: limits.withDefaults()}
+	return parseXMLString(string(msg), limits, new(arena))
+}
+
+// parseXMLString is parseXML over a string, which the tree keeps slices of,
+// with the tree's nodes taken from a.
+func parseXMLString(s string, limits Limits, a *arena) (*etree.Document, error) {
+	p := xmlParser{s: s, limits: limits.withDefaults(), nodes: a}
+	a.size(p.s)
 	sc := xmlScratchPool.Get().(*xmlScratch)
 	p.pending, p.stack, p.buf = sc.pending, sc.stack[:0], sc.buf[:0]
-	p.slabSizes()
 	doc, err := p.parse()
 	sc.recycle(&p)
 	return doc, err
@@ -78,14 +84,7 @@ type xmlParser struct {
 	elements int
 	rootSeen bool
 
-	// Slabs: tokens are allocated in blocks to keep allocations per token
-	// low; a tree's nodes live and die together anyway.
-	elemSlab []etree.Element
-	textSlab []etree.CharData
-	attrSlab []etree.Attr
-	tokSlab  []etree.Token
-
-	elemChunk, textChunk, attrChunk, tokChunk int
+	nodes *arena // where the tree's nodes come from
 }
 
 type openElement struct {
@@ -751,33 +750,23 @@ func (p *xmlParser) procInst(i int) error {
 // addText appends a CharData token; SetData sets the white-space flag as
 // etree's reader does.
 func (p *xmlParser) addText(text string) {
-	if len(p.textSlab) == 0 {
-		p.textSlab = make([]etree.CharData, p.textChunk)
-	}
-	cd := &p.textSlab[0]
-	p.textSlab = p.textSlab[1:]
+	cd := p.nodes.texts.one()
 	cd.SetData(text)
 	p.pending.push(cd)
 }
 
-func (p *xmlParser) newElement() *etree.Element {
-	if len(p.elemSlab) == 0 {
-		p.elemSlab = make([]etree.Element, p.elemChunk)
-	}
-	el := &p.elemSlab[0]
-	p.elemSlab = p.elemSlab[1:]
-	return el
-}
+func (p *xmlParser) newElement() *etree.Element { return p.nodes.elems.one() }
 
 // attrRun returns an empty slice over the rest of the attribute slab, for
 // one start tag's attributes to be appended to; takeAttrs then carves them
 // off. An element with more attributes than the slab has left simply gets
 // its own array from append.
 func (p *xmlParser) attrRun() []etree.Attr {
-	if len(p.attrSlab) == 0 {
-		p.attrSlab = make([]etree.Attr, p.attrChunk)
+	a := &p.nodes.attrs
+	if len(a.free) == 0 {
+		a.refill(1)
 	}
-	return p.attrSlab[:0]
+	return a.free[:0]
 }
 
 // takeAttrs caps a start tag's attributes at their length, so that later
@@ -785,38 +774,17 @@ func (p *xmlParser) attrRun() []etree.Attr {
 // them if they are still in it.
 func (p *xmlParser) takeAttrs(attrs []etree.Attr) []etree.Attr {
 	n := len(attrs)
-	if len(p.attrSlab) >= n && &p.attrSlab[0] == &attrs[0] {
-		p.attrSlab = p.attrSlab[n:]
+	if a := &p.nodes.attrs; len(a.free) >= n && &a.free[0] == &attrs[0] {
+		a.free = a.free[n:]
 	}
 	return attrs[:n:n]
-}
-
-func (p *xmlParser) tokenBlock(n int) []etree.Token {
-	if len(p.tokSlab) < n {
-		p.tokSlab = make([]etree.Token, max(n, p.tokChunk))
-	}
-	b := p.tokSlab[:0:n]
-	p.tokSlab = p.tokSlab[n:]
-	return b
-}
-
-// slabSizes sizes the slabs from markup counts in the first 64 KiB: small
-// messages allocate about what they need, large ones in blocks of 4096.
-func (p *xmlParser) slabSizes() {
-	head := p.s[:min(len(p.s), 64<<10)]
-	elems := strings.Count(head, "<") - strings.Count(head, "</")
-	clamp := func(n int) int { return min(max(n, 8), 4096) }
-	p.elemChunk = clamp(elems)
-	p.textChunk = clamp(elems + 1) // one text per element unless indented
-	p.tokChunk = clamp(2*elems + 1)
-	p.attrChunk = clamp(strings.Count(head, "="))
 }
 
 // adopt hands the pending tokens from index first on to parent. AddChild sets
 // their parent and index; the exact-size block avoids regrowing Child.
 func (p *xmlParser) adopt(parent *etree.Element, first int) {
 	if n := p.pending.n - first; n > 0 {
-		parent.Child = p.tokenBlock(n)
+		parent.Child = p.nodes.toks.take(n)[:0]
 		for i := first; i < p.pending.n; i++ {
 			parent.AddChild(p.pending.at(i))
 		}

@@ -1,0 +1,125 @@
+package wssec
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/beevik/etree"
+)
+
+// arena holds the nodes of one parsed tree in a few large blocks: a tree's
+// nodes live and die together, so allocating them one by one would only
+// make work for the garbage collector. An arena from ParseEnvelope is pooled
+// and reused once its Envelope is released.
+type arena struct {
+	elems slab[etree.Element]
+	texts slab[etree.CharData]
+	attrs slab[etree.Attr]
+	toks  slab[etree.Token]
+}
+
+// slab hands out runs of T from a list of chunks, adding a chunk when the
+// ones it has are used up.
+type slab[T any] struct {
+	chunks [][]T
+	next   int // chunks[:next] are in use
+	free   []T // what is left of chunks[next-1]
+	size   int // length of a new chunk
+}
+
+// take returns n zeroed Ts, capped at n so that an append by a caller
+// cannot reach a neighbour.
+func (s *slab[T]) take(n int) []T {
+	if len(s.free) < n {
+		s.refill(n)
+	}
+	b := s.free[:n:n]
+	s.free = s.free[n:]
+	return b
+}
+
+// one returns a single zeroed T.
+func (s *slab[T]) one() *T {
+	if len(s.free) == 0 {
+		s.refill(1)
+	}
+	t := &s.free[0]
+	s.free = s.free[1:]
+	return t
+}
+
+// refill moves on to the next chunk that holds n Ts, making one if none is
+// left. Skipped chunks stay zero.
+func (s *slab[T]) refill(n int) {
+	for s.next < len(s.chunks) {
+		c := s.chunks[s.next]
+		s.next++
+		if len(c) >= n {
+			s.free = c
+			return
+		}
+	}
+	c := make([]T, max(n, s.size))
+	s.chunks = append(s.chunks, c)
+	s.next = len(s.chunks)
+	s.free = c
+}
+
+// reset zeroes what was handed out, dropping every reference into the old
+// tree and message.
+func (s *slab[T]) reset() {
+	for _, c := range s.chunks[:s.next] {
+		clear(c)
+	}
+	s.next, s.free = 0, nil
+}
+
+// held is the slab's size in Ts.
+func (s *slab[T]) held() (n int) {
+	for _, c := range s.chunks {
+		n += len(c)
+	}
+	return n
+}
+
+// size sets the chunk sizes for a message from cheap markup counts in its
+// first 64 KiB: a small message gets about what it needs in one chunk, a
+// large one chunks of at most 4096 nodes. Element counts are bounded by the
+// number of '<', attributes by the number of '='.
+func (a *arena) size(s string) {
+	head := s[:min(len(s), 64<<10)]
+	tags := strings.Count(head, "<")
+	clamp := func(n int) int { return min(max(n, 8), 4096) }
+	a.elems.size = clamp(tags)
+	a.texts.size = clamp(tags + 1)
+	a.toks.size = clamp(2*tags + 1)
+	a.attrs.size = clamp(strings.Count(head, "="))
+}
+
+// maxPooledArena bounds, in nodes, what the pool keeps: arenas of large
+// messages go to the garbage collector rather than pin their memory outside
+// the gateway's memory budget.
+const maxPooledArena = 16 << 10
+
+var arenaPool = sync.Pool{New: func() any { return new(arena) }}
+
+func getArena() *arena { return arenaPool.Get().(*arena) }
+
+// release returns a to the pool, zeroed, unless it grew too large to keep;
+// it reports whether it did.
+func (a *arena) release() (pooled bool) {
+	if a.elems.held()+a.texts.held()+a.attrs.held()+a.toks.held() > maxPooledArena {
+		return false
+	}
+	a.reset()
+	arenaPool.Put(a)
+	return true
+}
+
+// reset zeroes what a handed out, for a's next tree.
+func (a *arena) reset() {
+	a.elems.reset()
+	a.texts.reset()
+	a.attrs.reset()
+	a.toks.reset()
+}
