@@ -36,6 +36,11 @@
 //     element and attribute counts, reference and transform counts.
 //     DOCTYPEs (so every entity expansion trick) and processing instructions
 //     are refused. No input may panic; fuzz tests hold us to that.
+//   - One message never sees another's nodes: a tree's nodes come from a
+//     pooled arena that Envelope.Release zeroes before reuse, and the
+//     gateway releases a tree only once it has serialized what it forwards.
+//     A reused arena builds the same tree as a fresh one (fuzzed), and
+//     concurrent verifications with release stay apart (race tests).
 //
 // Out of scope: XML Encryption, SAML tokens, symmetric (HMAC) signatures,
 // revocation (CRL/OCSP) and confidentiality of the message, which TLS gives.
