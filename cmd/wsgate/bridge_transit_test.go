@@ -91,6 +91,37 @@ func TestTransitIdentityIntegration(t *testing.T) {
 		t.Fatalf("Transit-signed bridge message: %v", err)
 	}
 
+	// wsgate sign signs as the route would: through Transit.
+	cfgPath := filepath.Join(dir, "wsgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(`
+secrets:
+  backend: vault
+  vault: {address: "`+srv.Addr+`", kv_mount: secret, auth: {method: token, token_file: token}}
+routes:
+  - name: orders-bridge
+    path_prefix: /bridge/orders
+    oauth:
+      issuer: https://issuer.example
+      audience: [orders]
+      jwks_secret: wsgate/jwks/orders
+      algorithms: [ES256]
+      scopes: [{methods: [POST], path: "/**", any_of: [orders.write]}]
+    bridge:
+      upstream: http://127.0.0.1:1/ws
+      operations: [{name: get-order, action: "urn:orders:GetOrder", request_template: get-order.xml.tmpl}]
+      sign: {identity: wsgate/signing/orders, transit_key: orders}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><o:Get xmlns:o="urn:o">2</o:Get></s:Body></s:Envelope>`,
+		"sign", "-config", cfgPath, "-route", "orders-bridge")
+	if code != exitOK {
+		t.Fatalf("wsgate sign with a Transit key: exit %d: %s", code, errOut)
+	}
+	if _, err := verifier.Verify(ctx, []byte(out)); err != nil {
+		t.Fatalf("wsgate sign output: %v", err)
+	}
+
 	// A certificate for another key is refused rather than used.
 	if _, err := root.KVv2("secret").Put(ctx, "wsgate/signing/orders", map[string]any{"certificate": otherCertPEM(t)}); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,9 @@ import (
 	"runtime/debug"
 	"time"
 
+	"wsgate/bridge"
 	"wsgate/config"
+	"wsgate/secrets"
 	"wsgate/wssec"
 )
 
@@ -186,21 +188,17 @@ func cmdVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return exitOK
 }
 
-// signingIdentity names the secret a route signs outbound messages with:
-// bridge.sign.identity, else soap.sign_response.
-func signingIdentity(route *config.Route) (string, error) {
-	if b := route.Bridge; b != nil && b.Sign != nil {
-		if b.Sign.TransitKey != "" {
-			return "", errors.New("vault transit signing is not built yet")
-		}
-		if b.Sign.Identity != "" {
-			return b.Sign.Identity, nil
-		}
+// signingSource is where a route's outbound signing key comes from, as
+// the route itself would sign: bridge.sign (an identity secret, or its
+// certificate with a Vault Transit key), else soap.sign_response.
+func signingSource(env *routeEnv, route *config.Route) (bridge.IdentitySource, error) {
+	if b := route.Bridge; b != nil && b.Sign != nil && b.Sign.Identity != "" {
+		return bridgeIdentity(env, b.Sign)
 	}
 	if route.SOAP != nil && route.SOAP.SignResponse != "" {
-		return route.SOAP.SignResponse, nil
+		return env.secrets.Identity(route.SOAP.SignResponse), nil
 	}
-	return "", fmt.Errorf("route %q has no signing identity (bridge.sign.identity or soap.sign_response)", route.Name)
+	return nil, fmt.Errorf("route %q has no signing identity (bridge.sign.identity or soap.sign_response)", route.Name)
 }
 
 func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -228,22 +226,25 @@ func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fail(err)
 	}
-	secretPath, err := signingIdentity(route)
-	if err != nil {
-		return fail(err)
-	}
 	logger := cliLogger(cfg.Log, stderr)
-	mgr, err := newSecretsManager(cfg, filepath.Dir(*path), logger, time.Now)
+	be, err := newBackend(cfg, filepath.Dir(*path), nil, logger)
 	if err != nil {
 		return fail(err)
 	}
-	ids := mgr.Identity(secretPath)
-	if err := mgr.Refresh(ctx); err != nil {
-		return fail(fmt.Errorf("loading %s: %w", secretPath, err))
+	if be.stop != nil {
+		defer be.stop()
 	}
-	chain, key, err := ids.Identity()
+	mgr := secrets.NewManager(be.b, logger, time.Now)
+	src, err := signingSource(&routeEnv{secrets: mgr, vault: be.vault}, route)
 	if err != nil {
-		return fail(fmt.Errorf("signing identity %s: %w", secretPath, err))
+		return fail(err)
+	}
+	if err := mgr.Refresh(ctx); err != nil {
+		return fail(err)
+	}
+	chain, key, err := src.Identity()
+	if err != nil {
+		return fail(fmt.Errorf("signing identity: %w", err))
 	}
 	msg, err := readInput(*in, stdin, cfg.Limits.MaxBodyBytes)
 	if err != nil {
