@@ -66,10 +66,10 @@ type Log struct {
 type Limits struct {
 	// MaxBodyBytes caps a request body. Default 10485760 (10 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MemoryBudgetBytes bounds the memory all SOAP requests in flight may hold: each reserves
-	// 10 x its body size (10 x max_body_bytes when unknown) before its body is read, and a request
-	// that cannot get it within 5s is answered 503 with Retry-After. At least 10 x max_body_bytes.
-	// Default 536870912 (512 MiB).
+	// MemoryBudgetBytes bounds the memory all SOAP requests in flight may hold: each holds 10 x
+	// the body it has received, reserving 10 x its first 64 KiB before reading and the rest as the
+	// body arrives; a request that cannot get its share within 5s is answered 503 with
+	// Retry-After. At least 10 x max_body_bytes. Default 536870912 (512 MiB).
 	MemoryBudgetBytes int64 `yaml:"memory_budget_bytes"`
 	// MaxHeaderBytes caps request headers. Default 65536.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`

@@ -106,6 +106,81 @@ func TestBudgetFIFOAndCancel(t *testing.T) {
 	}
 }
 
+// Growing requests go before admissions; a grower that gives up takes its
+// held bytes out of the count; growers may not wait holding more than half
+// the budget between them.
+func TestBudgetGrow(t *testing.T) {
+	b := NewBudget(100)
+	ctx := context.Background()
+	// Two admitted requests of 10, and 70 taken by a third: 90 in use.
+	for _, n := range []int64{10, 10, 70} {
+		if _, err := b.Acquire(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Grow(ctx, 10, 5); err != nil || b.InUse() != 95 {
+		t.Fatalf("Grow that fits: %v, in use %d", err, b.InUse())
+	}
+	// The first grower waits for 20; an admission queued after it must
+	// not overtake it when 20 come free.
+	growDone := make(chan error, 1)
+	go func() { growDone <- b.Grow(ctx, 15, 20) }()
+	waitFor(t, func() bool { return growers(b) == 1 })
+	admitDone := make(chan error, 1)
+	go func() { _, err := b.Acquire(ctx, 10); admitDone <- err }()
+	waitFor(t, func() bool { return waiters(b) == 1 })
+	b.Release(20)
+	if err := <-growDone; err != nil {
+		t.Fatalf("grower: %v", err)
+	}
+	select {
+	case err := <-admitDone:
+		t.Fatalf("the admission went before or with the grower: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	b.Release(5)
+	if err := <-admitDone; err != nil {
+		t.Fatalf("admission: %v", err)
+	}
+
+	// Growers may wait only while what they hold plus the largest step
+	// any of them waits for fits: the next one is refused at once, and one
+	// giving up makes room again.
+	b = NewBudget(100)
+	if _, err := b.Acquire(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() { first <- b.Grow(short, 40, 10) }()
+	waitFor(t, func() bool { return growers(b) == 1 })
+	start := time.Now()
+	if err := b.Grow(ctx, 20, 50); !errors.Is(err, ErrBusy) || time.Since(start) > time.Second {
+		t.Fatalf("grower that could block the queue: %v after %v, want ErrBusy at once", err, time.Since(start))
+	}
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled grower: %v", err)
+	}
+	timeout, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel2()
+	if err := b.Grow(timeout, 20, 50); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("grower after the other gave up: %v, want it to wait (and time out)", err)
+	}
+	if growers(b) != 0 || b.growHeld != 0 || b.InUse() != 100 {
+		t.Fatalf("after the growers left: %d waiting holding %d, in use %d", growers(b), b.growHeld, b.InUse())
+	}
+	if err := b.Grow(ctx, 0, 101); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Grow past the whole budget: %v, want ErrBusy", err)
+	}
+}
+
+func growers(b *Budget) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.growers)
+}
+
 func waiters(b *Budget) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -123,20 +198,65 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func TestReservation(t *testing.T) {
+func TestAdmission(t *testing.T) {
+	const maxBody = 1 << 20
 	tests := []struct {
-		name          string
-		contentLength int64
-		want          int64
+		name                 string
+		contentLength        int64
+		wantInitial, wantMax int64
 	}{
-		{"declared", 1000, 10000},
-		{"empty", 0, 0},
-		{"unknown (chunked)", -1, 10 * 4096},
-		{"over the cap", 1 << 20, 10 * 4096},
+		{"small declared: all of it", 1000, 10000, 1000},
+		{"empty", 0, 0, 0},
+		{"large declared: the admission share", 500 << 10, 10 * admissionShare, 500 << 10},
+		{"unknown (chunked)", -1, 10 * admissionShare, maxBody},
+		{"over the cap", 2 << 20, 10 * admissionShare, maxBody},
 	}
 	for _, tt := range tests {
-		if got := reservation(tt.contentLength, 4096); got != tt.want {
-			t.Errorf("%s: reservation(%d) = %d, want %d", tt.name, tt.contentLength, got, tt.want)
+		initial, bodyMax := admission(tt.contentLength, maxBody)
+		if initial != tt.wantInitial || bodyMax != tt.wantMax {
+			t.Errorf("%s: admission(%d) = %d, %d; want %d, %d", tt.name, tt.contentLength, initial, bodyMax, tt.wantInitial, tt.wantMax)
+		}
+	}
+}
+
+// cover grows a reservation geometrically up to what the body may need,
+// fails after its bounded wait when the budget stays full, and lets a body
+// larger than the whole budget have all of it.
+func TestReservationCover(t *testing.T) {
+	tests := []struct {
+		name     string
+		limit    int64
+		held     int64 // already taken by others
+		bodyMax  int64
+		steps    []int64 // body sizes to cover, in order
+		wantHeld []int64
+		wantErr  error // of the last step
+	}{
+		{"doubles", 1 << 30, 0, 100 << 10, []int64{1000, 70 << 10, 100 << 10}, []int64{10000, 10 * (70 << 10), 10 * (100 << 10)}, nil},
+		{"never past the body", 1 << 30, 0, 5000, []int64{3000, 5000}, []int64{30000, 50000}, nil},
+		{"geometric", 1 << 30, 0, 1 << 20, []int64{1000, 1100, 2500}, []int64{10000, 20000, 40000}, nil},
+		{"full budget: busy", 100000, 90000, 1 << 20, []int64{500, 2000}, []int64{5000, 5000}, ErrBusy},
+		{"larger than the budget: all of it", 100000, 0, 1 << 20, []int64{50000}, []int64{100000}, nil},
+	}
+	for _, tt := range tests {
+		b := NewBudget(tt.limit)
+		if _, err := b.Acquire(context.Background(), tt.held); err != nil {
+			t.Fatal(err)
+		}
+		r := &reservation{budget: b, bodyMax: tt.bodyMax, wait: 10 * time.Millisecond}
+		var err error
+		for i, n := range tt.steps {
+			err = r.cover(context.Background(), n)
+			if r.held != tt.wantHeld[i] {
+				t.Errorf("%s: after cover(%d) held %d, want %d", tt.name, n, r.held, tt.wantHeld[i])
+			}
+		}
+		if err != tt.wantErr {
+			t.Errorf("%s: err %v, want %v", tt.name, err, tt.wantErr)
+		}
+		r.release()
+		if got := b.InUse(); got != tt.held {
+			t.Errorf("%s: in use after release %d, want %d", tt.name, got, tt.held)
 		}
 	}
 }
@@ -156,9 +276,9 @@ func (u *blockingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// Three held 1 MB requests fill a 30 MiB budget; a fourth waits its bounded
-// time, gets 503 and never reaches the upstream; once they finish, a new
-// request gets through.
+// Three held 1 MB requests fill a 30 MiB budget; a fourth is admitted for
+// the start of its body, waits its bounded time to grow, gets 503 and never
+// reaches the upstream; once they finish, a new request gets through.
 func TestBudgetRefusesBeyondItWith503(t *testing.T) {
 	msgs := make([][]byte, 5)
 	for i := range msgs {
@@ -224,6 +344,45 @@ func TestBudgetRefusesBeyondItWith503(t *testing.T) {
 	}
 }
 
+// A client that declares a large body and stalls holds only its admission
+// share, not MemoryFactor times what it declared: it cannot starve the
+// budget without sending the bytes. Here it would have taken the whole
+// budget and refused everyone else.
+func TestSlowSenderHoldsOnlyWhatItSent(t *testing.T) {
+	budget := NewBudget(10 << 20)
+	hs := newHarness(t, func(o *Options) {
+		o.MaxBodyBytes = 1 << 20
+		o.Budget = budget
+		o.BudgetWait = 200 * time.Millisecond
+	})
+	pr, pw := io.Pipe()
+	slow := httptest.NewRequest(http.MethodPost, "/soap/orders", pr)
+	slow.ContentLength = 1 << 20
+	slow.Header.Set("Content-Type", ContentType11)
+	slowRec := httptest.NewRecorder()
+	slowDone := make(chan struct{})
+	go func() { hs.h.ServeHTTP(slowRec, slow); close(slowDone) }()
+	if _, err := pw.Write([]byte(`<soap:Envelope xmlns:soap="` + wssec.NSSOAP11 + `">`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return budget.InUse() == MemoryFactor*admissionShare })
+
+	if rec := post(hs.h, sign(t, wssec.SOAP11, getFixture(t).partner, now), ContentType11, ""); rec.Code != http.StatusAccepted {
+		t.Fatalf("request beside a stalled sender = %d\n%s", rec.Code, rec.Body)
+	}
+	if got := budget.InUse(); got != MemoryFactor*admissionShare {
+		t.Errorf("in use while the sender stalls = %d, want its admission share %d", got, MemoryFactor*admissionShare)
+	}
+	pw.CloseWithError(io.ErrUnexpectedEOF) // the client gives up
+	<-slowDone
+	if slowRec.Code < 400 || hs.upstream.calls != 1 {
+		t.Errorf("stalled request = %d, upstream calls %d; want a refusal and only the other request", slowRec.Code, hs.upstream.calls)
+	}
+	if got := budget.InUse(); got != 0 {
+		t.Errorf("in use after both answered = %d", got)
+	}
+}
+
 // A SOAP 1.1 request refused for lack of memory gets soap:Server, no wsse code.
 func TestBudgetBusyFault11(t *testing.T) {
 	budget := NewBudget(1)
@@ -267,7 +426,8 @@ func TestReadBody(t *testing.T) {
 	for _, tt := range tests {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(data))
 		r.ContentLength = tt.clen
-		got, err := readBody(httptest.NewRecorder(), r, tt.max)
+		_, bodyMax := admission(tt.clen, tt.max)
+		got, err := readBody(httptest.NewRecorder(), r, tt.max, &reservation{bodyMax: bodyMax})
 		var tooBig *http.MaxBytesError
 		if (err != nil) != tt.wantErr || (tt.wantErr && !errors.As(err, &tooBig)) || (!tt.wantErr && got != string(data)) {
 			t.Errorf("%s: %d bytes, %v", tt.name, len(got), err)

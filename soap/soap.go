@@ -72,11 +72,13 @@ type Options struct {
 	Now func() time.Time
 
 	// Budget, when set, is the gateway's memory budget, shared by all its
-	// SOAP routes: a request reserves MemoryFactor times its body size
-	// before the body is read and releases it once answered.
+	// SOAP routes: a request holds MemoryFactor times the body it has
+	// received (the first admissionShare reserved before reading, the rest
+	// as it arrives) and releases it once answered.
 	Budget *Budget
-	// BudgetWait bounds how long a request waits for its reservation before
-	// it is refused with 503; zero means DefaultBudgetWait.
+	// BudgetWait bounds how long a request waits for its admission, and
+	// for each growth of its share, before it is refused with 503; zero
+	// means DefaultBudgetWait.
 	BudgetWait time.Duration
 }
 
@@ -140,18 +142,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := RequestID(r, h.newID)
 	w.Header().Set(RequestIDHeader, id)
 
-	// Memory is reserved before a byte of the body is read, and held until
-	// the response is written.
-	reserved, err := h.reserve(r)
+	// Memory is reserved before a byte of the body is buffered, grows with
+	// the body, and is held until the response is written.
+	res, err := h.reserve(r)
 	if err != nil {
 		h.rejectBusy(w, r, id)
 		return
 	}
-	defer h.release(reserved)
+	defer res.release()
 
-	body, err := readBody(w, r, h.maxBody)
+	body, err := readBody(w, r, h.maxBody, res)
 	if err != nil {
 		var tooBig *http.MaxBytesError
+		if errors.Is(err, ErrBusy) {
+			h.rejectBusy(w, r, id)
+			return
+		}
 		if errors.As(err, &tooBig) {
 			err = fmt.Errorf("%w: body over %d bytes", wssec.ErrTooLarge, h.maxBody)
 		} else {
@@ -250,12 +256,6 @@ func (h *Handler) logRejected(r *http.Request, id string, v wssec.SOAPVersion, e
 		slog.String("fault_code", code),
 		slog.Int("status", status),
 	)
-}
-
-func (h *Handler) release(n int64) {
-	if h.opts.Budget != nil {
-		h.opts.Budget.Release(n)
-	}
 }
 
 func (h *Handler) decide(r *http.Request, err error) {
