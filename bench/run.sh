@@ -6,7 +6,7 @@
 #
 # Environment: DURATION (s per wrk run, 5), THREADS (wrk, 2), CONNS (wrk, 16),
 # VERIFY_SECONDS (s per envelope, 3), SOAP_MESSAGES (distinct signed
-# envelopes for the SOAP route, 60000), PYTHON (/usr/bin/python3), KEEP=1
+# envelopes for the SOAP route, 100000), PYTHON (/usr/bin/python3), KEEP=1
 # keeps the work directory, WSGATE_GOGC sets GOGC for wsgate only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ DURATION=${DURATION:-5}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
 VERIFY_SECONDS=${VERIFY_SECONDS:-3}
-SOAP_MESSAGES=${SOAP_MESSAGES:-60000}
+SOAP_MESSAGES=${SOAP_MESSAGES:-100000}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 die() { echo "bench: $*" >&2; exit 1; }
