@@ -150,6 +150,8 @@ func TestMetricsAfterKnownSequence(t *testing.T) {
 		`wsgate_secret_refresh_total{outcome="failure"} 0`,
 		`wsgate_secret_age_seconds{secret="wsgate/jwks/hmac"} 90`,
 		`wsgate_secret_age_seconds{secret="wsgate/trust/partners"} 90`,
+		`wsgate_memory_budget_bytes 5.36870912e+08`,
+		`wsgate_memory_budget_in_use_bytes 0`,
 	}
 	for _, line := range want {
 		if !strings.Contains(body, line+"\n") {

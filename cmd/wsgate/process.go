@@ -51,7 +51,7 @@ func newProcess(l config.Log, w io.Writer, now func() time.Time) (*process, erro
 	setLevel(lv, l.Level)
 	p := &process{logger: newLeveledLogger(l.Format, lv, w), level: lv, now: now,
 		registry: prometheus.NewRegistry()}
-	m, err := metrics.New(p.registry, p.secretAges, now)
+	m, err := metrics.New(p.registry, metrics.Sources{SecretAges: p.secretAges, MemoryBudget: p.memoryBudget}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +72,14 @@ func (p *process) secretAges() []metrics.SecretAge {
 		out = append(out, metrics.SecretAge{Path: s.Path, LoadedAt: s.LoadedAt})
 	}
 	return out
+}
+
+// memoryBudget is the serving gateway's SOAP memory budget: held, size.
+func (p *process) memoryBudget() (inUse, limit int64) {
+	if g := p.current(); g != nil && g.budget != nil {
+		return g.budget.InUse(), g.budget.Limit()
+	}
+	return 0, 0
 }
 
 // serve runs g on a process of its own (tests).

@@ -38,9 +38,20 @@ type Metrics struct {
 	refreshes  *prometheus.CounterVec
 }
 
-// New registers the metric families on reg. ages, when set, is called at
-// each scrape for wsgate_secret_age_seconds; now is its clock (nil: time.Now).
-func New(reg prometheus.Registerer, ages func() []SecretAge, now func() time.Time) (*Metrics, error) {
+// Sources are read at each scrape, for the gauges of state that lives
+// elsewhere. A nil source leaves its family out.
+type Sources struct {
+	// SecretAges gives wsgate_secret_age_seconds.
+	SecretAges func() []SecretAge
+	// MemoryBudget gives wsgate_memory_budget_bytes (the SOAP memory
+	// budget's size) and wsgate_memory_budget_in_use_bytes (what requests
+	// hold of it).
+	MemoryBudget func() (inUse, limit int64)
+}
+
+// New registers the metric families on reg; now is the clock of the secret
+// ages (nil: time.Now).
+func New(reg prometheus.Registerer, src Sources, now func() time.Time) (*Metrics, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -69,11 +80,23 @@ func New(reg prometheus.Registerer, ages func() []SecretAge, now func() time.Tim
 		}, []string{"outcome"}),
 	}
 	cs := []prometheus.Collector{m.requests, m.duration, m.rejections, m.upstream, m.refreshes}
-	if ages != nil {
-		cs = append(cs, &ageCollector{ages: ages, now: now, desc: prometheus.NewDesc(
+	if src.SecretAges != nil {
+		cs = append(cs, &ageCollector{ages: src.SecretAges, now: now, desc: prometheus.NewDesc(
 			"wsgate_secret_age_seconds",
 			"Seconds since each secret's held value was read from the backend.",
 			[]string{"secret"}, nil)})
+	}
+	if budget := src.MemoryBudget; budget != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wsgate_memory_budget_bytes",
+				Help: "Size of the memory budget shared by SOAP requests (limits.memory_budget_bytes).",
+			}, func() float64 { _, limit := budget(); return float64(limit) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wsgate_memory_budget_in_use_bytes",
+				Help: "Bytes of the memory budget held by SOAP requests in flight.",
+			}, func() float64 { inUse, _ := budget(); return float64(inUse) }),
+		)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

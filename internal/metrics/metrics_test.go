@@ -19,7 +19,8 @@ func TestMetrics(t *testing.T) {
 			{Path: "wsgate/users/orders"},                                         // never loaded: no series
 		}
 	}
-	m, err := New(reg, ages, func() time.Time { return now })
+	budget := func() (int64, int64) { return 3 << 20, 512 << 20 }
+	m, err := New(reg, Sources{SecretAges: ages, MemoryBudget: budget}, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +49,16 @@ wsgate_secret_refresh_total{outcome="success"} 2
 # HELP wsgate_secret_age_seconds Seconds since each secret's held value was read from the backend.
 # TYPE wsgate_secret_age_seconds gauge
 wsgate_secret_age_seconds{secret="wsgate/trust/partners"} 30
+# HELP wsgate_memory_budget_bytes Size of the memory budget shared by SOAP requests (limits.memory_budget_bytes).
+# TYPE wsgate_memory_budget_bytes gauge
+wsgate_memory_budget_bytes 5.36870912e+08
+# HELP wsgate_memory_budget_in_use_bytes Bytes of the memory budget held by SOAP requests in flight.
+# TYPE wsgate_memory_budget_in_use_bytes gauge
+wsgate_memory_budget_in_use_bytes 3.145728e+06
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsgate_requests_total",
-		"wsgate_security_rejections_total", "wsgate_secret_refresh_total", "wsgate_secret_age_seconds"); err != nil {
+		"wsgate_security_rejections_total", "wsgate_secret_refresh_total", "wsgate_secret_age_seconds",
+		"wsgate_memory_budget_bytes", "wsgate_memory_budget_in_use_bytes"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(m.duration); n != 1 {
@@ -62,10 +70,10 @@ wsgate_secret_age_seconds{secret="wsgate/trust/partners"} 30
 
 	// A registry is passed in, never the global one: a second New on the
 	// same registry is refused, on a fresh one it works.
-	if _, err := New(reg, nil, nil); err == nil {
+	if _, err := New(reg, Sources{}, nil); err == nil {
 		t.Error("registering twice on one registry succeeded")
 	}
-	if _, err := New(prometheus.NewRegistry(), nil, nil); err != nil {
+	if _, err := New(prometheus.NewRegistry(), Sources{}, nil); err != nil {
 		t.Error(err)
 	}
 }
