@@ -166,6 +166,7 @@ func TestValidateInvalid(t *testing.T) {
 		{"listen not host:port", func(c *Config) { c.Listen = "8080" }, []string{"listen: must be host:port"}},
 		{"listen bad port", func(c *Config) { c.Listen = "h:99999" }, []string{`listen: invalid port "99999"`}},
 		{"admin same as listen", func(c *Config) { c.AdminListen = c.Listen }, []string{"admin_listen: must differ from listen"}},
+		{"both on a free port is allowed", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0" }, nil},
 		{"tls neither", func(c *Config) { c.TLS = &TLS{} }, []string{"tls: exactly one of secret or pki is required"}},
 		{"tls both", func(c *Config) { c.TLS = &TLS{Secret: "s", PKI: &PKI{}} }, []string{"tls: secret and pki are mutually exclusive"}},
 		{"tls pki fields", func(c *Config) { c.TLS = &TLS{PKI: &PKI{Mount: "pki"}} }, []string{"tls.pki.role: required", "tls.pki.common_name: required",

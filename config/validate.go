@@ -188,7 +188,8 @@ func (c *Config) Validate() error {
 	v.hostPort("listen", c.Listen)
 	if c.AdminListen != "" {
 		v.hostPort("admin_listen", c.AdminListen)
-		if c.AdminListen == c.Listen {
+		// Port 0 asks the system for a free port, so two of them never clash.
+		if _, port, _ := net.SplitHostPort(c.AdminListen); c.AdminListen == c.Listen && port != "0" {
 			v.add("admin_listen", "must differ from listen")
 		}
 	}

@@ -106,6 +106,7 @@ func TestMixedLoad(t *testing.T) {
 		map[string]string{"certificates": string(pki.CertPEM(ca.Cert))})
 	cfg := filepath.Join(dir, "wsgate.yaml")
 	gatewaytest.WriteFile(t, cfg, fmt.Appendf(nil, `listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
 log: {level: info, format: json}
 limits: {max_body_bytes: %d, read_timeout: %s}
 secrets:
@@ -213,6 +214,16 @@ routes:
 	}
 	if strings.Contains(gw.Logs.String(), "panic") {
 		t.Errorf("wsgate logged a panic:\n%s", tail(gw.Logs.String(), 4000))
+	}
+	// Every request, refused or cut off mid-body, gave its memory back (a
+	// handler may still be returning just after its response arrived).
+	inUse := scrape(t, gw.AdminBase, "wsgate_memory_budget_in_use_bytes")
+	for end := time.Now().Add(5 * time.Second); inUse != "0" && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		inUse = scrape(t, gw.AdminBase, "wsgate_memory_budget_in_use_bytes")
+	}
+	if inUse != "0" {
+		t.Errorf("memory budget in use after the run = %s bytes, want 0", inUse)
 	}
 
 	// No goroutine of this process outlives the run.
@@ -483,4 +494,26 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// scrape returns the value of the unlabelled metric name from the admin
+// listener's /metrics.
+func scrape(t *testing.T, adminBase, name string) string {
+	t.Helper()
+	res, err := http.Get(adminBase + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return ""
 }
