@@ -152,12 +152,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer res.release()
 
 	body, err := readBody(w, r, h.maxBody, res)
+	if errors.Is(err, ErrBusy) {
+		h.rejectBusy(w, r, id)
+		return
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.Is(err, ErrBusy) {
-			h.rejectBusy(w, r, id)
-			return
-		}
 		if errors.As(err, &tooBig) {
 			err = fmt.Errorf("%w: body over %d bytes", wssec.ErrTooLarge, h.maxBody)
 		} else {

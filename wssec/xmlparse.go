@@ -9,29 +9,23 @@ import (
 	"github.com/beevik/etree"
 )
 
-// parseXML is a strict, single-pass XML 1.0 parser that builds the same etree
-// tree as etree's encoding/xml-based reader (prefixes kept as written, no
-// namespace resolution, CDATA as plain CharData, white-space CharData flagged)
-// several times faster, and refuses what encoding/xml lets through: DTDs,
-// processing instructions, undefined entities, references to illegal
-// characters, misplaced declarations, non-QName names. Depth, element and
-// attribute limits are enforced while reading, so a hostile message is
-// refused before its tree exists. Errors wrap ErrNotXML, ErrDTD, ErrTooDeep,
-// ErrTooManyElements or ErrUnsupportedEncoding.
+// parseXMLString is a strict, single-pass XML 1.0 parser that builds the
+// same etree tree as etree's encoding/xml-based reader (prefixes kept as
+// written, no namespace resolution, CDATA as plain CharData, white-space
+// CharData flagged) several times faster, and refuses what encoding/xml lets
+// through: DTDs, processing instructions, undefined entities, references to
+// illegal characters, misplaced declarations, non-QName names. Depth,
+// element and attribute limits are enforced while reading, so a hostile
+// message is refused before its tree exists. Errors wrap ErrNotXML, ErrDTD,
+// ErrTooDeep, ErrTooManyElements or ErrUnsupportedEncoding.
 //
 // Unlike encoding/xml it applies XML 1.0 §3.3.3 to attribute values (literal
 // tab, newline and carriage return become a space; characters from references
 // are kept) and §2.11 to comments, as libxml2 and Java do, so that what we
 // canonicalize is what the signer canonicalized.
 //
-// msg is copied once; the tree never aliases it, so the caller may reuse it.
-// Zero limits take the defaults.
-func parseXML(msg []byte, limits Limits) (*etree.Document, error) {
-	return parseXMLString(string(msg), limits, new(arena))
-}
-
-// parseXMLString is parseXML over a string, which the tree keeps slices of,
-// with the tree's nodes taken from a.
+// The tree keeps slices of s, and takes its nodes from a. Zero limits take
+// the defaults.
 func parseXMLString(s string, limits Limits, a *arena) (*etree.Document, error) {
 	p := xmlParser{s: s, limits: limits.withDefaults(), nodes: a}
 	a.size(p.s)

@@ -21,6 +21,11 @@ var parseSentinels = []error{ErrNotXML, ErrDTD, ErrTooDeep, ErrTooManyElements, 
 // etreeParse is the reference: etree's encoding/xml-based reader as
 // ParseEnvelope used it. A leading BOM is dropped, since encoding/xml keeps it
 // as text while XML 1.0 (and parseXML) skip it.
+// parseXML parses a copy of msg into a fresh arena.
+func parseXML(msg []byte, limits Limits) (*etree.Document, error) {
+	return parseXMLString(string(msg), limits, new(arena))
+}
+
 func etreeParse(msg []byte, limits Limits) (*etree.Document, error) {
 	limits = limits.withDefaults()
 	doc := etree.NewDocument()
