@@ -15,7 +15,6 @@ import (
 
 	"wsgate/bridge"
 	"wsgate/config"
-	"wsgate/secrets"
 	"wsgate/wssec"
 )
 
@@ -156,11 +155,12 @@ func cmdVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitFail
 	}
 	logger := cliLogger(cfg.Log, stderr)
-	mgr, err := newSecretsManager(cfg, filepath.Dir(*path), logger, now)
+	mgr, be, err := newSecretsManager(cfg, filepath.Dir(*path), logger, now)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
 		return exitFail
 	}
+	defer be.close()
 	// Offline: the replay cache is never touched.
 	v := newVerifier(cfg, route, mgr, nil, now)
 	if err := mgr.Refresh(ctx); err != nil {
@@ -227,14 +227,11 @@ func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return fail(err)
 	}
 	logger := cliLogger(cfg.Log, stderr)
-	be, err := newBackend(cfg, filepath.Dir(*path), nil, logger)
+	mgr, be, err := newSecretsManager(cfg, filepath.Dir(*path), logger, time.Now)
 	if err != nil {
 		return fail(err)
 	}
-	if be.stop != nil {
-		defer be.stop()
-	}
-	mgr := secrets.NewManager(be.b, logger, time.Now)
+	defer be.close()
 	src, err := signingSource(&routeEnv{secrets: mgr, vault: be.vault}, route)
 	if err != nil {
 		return fail(err)

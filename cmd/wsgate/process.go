@@ -290,8 +290,8 @@ func (g *gateway) release(next *gateway) {
 	if g.tls != nil && g.tls.pki != nil && g.tls.pki != keepPKI {
 		g.tls.pki.stop()
 	}
-	if g.backend != nil && g.backend != keepBackend && g.backend.stop != nil {
-		g.backend.stop()
+	if g.backend != nil && g.backend != keepBackend {
+		g.backend.close()
 	}
 }
 

@@ -92,12 +92,20 @@ func newLeveledLogger(format string, lv *slog.LevelVar, w io.Writer) *slog.Logge
 
 // newSecretsManager builds the secrets manager for the configured backend
 // (one-shot commands; serve shares its backend across reloads, see newBackend).
-func newSecretsManager(cfg *config.Config, baseDir string, logger *slog.Logger, now func() time.Time) (*secrets.Manager, error) {
+// The caller ends the backend with close once done.
+func newSecretsManager(cfg *config.Config, baseDir string, logger *slog.Logger, now func() time.Time) (*secrets.Manager, *backend, error) {
 	be, err := newBackend(cfg, baseDir, nil, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return secrets.NewManager(be.b, logger, now), nil
+	return secrets.NewManager(be.b, logger, now), be, nil
+}
+
+// close ends the backend's background work (Vault token renewal).
+func (b *backend) close() {
+	if b.stop != nil {
+		b.stop()
+	}
 }
 
 // backend is a running secrets backend. Gateways built on the same
