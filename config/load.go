@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -17,8 +18,9 @@ var ErrEmpty = errors.New("config: empty document")
 var ErrMultipleDocuments = errors.New("config: more than one YAML document")
 
 // ErrDecode wraps every YAML syntax or type error, including unknown keys;
-// the wrapped text names the line and the key.
-var ErrDecode = errors.New("config: invalid YAML")
+// the wrapped text names the line and the key. Check says the same in the
+// file's terms, all at once.
+var ErrDecode = errors.New("config: cannot decode")
 
 // Load decodes one YAML document strictly (unknown keys are errors) and
 // applies defaults. It does not validate: call Validate on the result.
@@ -54,15 +56,31 @@ func (d *Duration) UnmarshalYAML(value *yaml.Node) error {
 	if value.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: duration must be a string like \"30s\"", value.Line)
 	}
-	v, err := time.ParseDuration(value.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: invalid duration %q (use e.g. \"30s\", \"5m\")", value.Line, value.Value)
+	v, reason := parseDuration(value.Value)
+	if reason != "" {
+		return fmt.Errorf("line %d: %s", value.Line, reason)
 	}
-	if v < 0 {
-		return fmt.Errorf("line %d: negative duration %q", value.Line, value.Value)
-	}
-	*d = Duration(v)
+	*d = v
 	return nil
+}
+
+// parseDuration parses a duration value, or says why it is not one.
+func parseDuration(s string) (Duration, string) {
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil && isNumber(s):
+		return 0, fmt.Sprintf("duration %q has no unit (use e.g. \"30s\", \"5m\")", s)
+	case err != nil:
+		return 0, fmt.Sprintf("invalid duration %q (use e.g. \"30s\", \"5m\")", s)
+	case v < 0:
+		return 0, fmt.Sprintf("negative duration %q", s)
+	}
+	return Duration(v), ""
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
 
 // MarshalYAML writes the duration in Go syntax, so a loaded config round-trips.
