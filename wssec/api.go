@@ -19,6 +19,10 @@ const (
 	NSDSig    = "http://www.w3.org/2000/09/xmldsig#"
 	NSExcC14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 	NSWSA     = "http://www.w3.org/2005/08/addressing"
+	// Earlier WS-Addressing versions, which wssec treats like NSWSA.
+	NSWSA200408 = "http://schemas.xmlsoap.org/ws/2004/08/addressing" // member submission
+	NSWSA200403 = "http://schemas.xmlsoap.org/ws/2004/03/addressing"
+	NSWSA200303 = "http://schemas.xmlsoap.org/ws/2003/03/addressing"
 )
 
 // SOAPVersion is the envelope's SOAP version.
@@ -73,6 +77,20 @@ type Policy struct {
 	AllowSHA1 bool
 	// Limits bound parsing and signature processing.
 	Limits Limits
+	// ForwardUnsignedHeaders lists the header blocks forwarded to the
+	// upstream although no signature covers them. By default none is: the
+	// upstream gets the processed Security (unless stripped) and the blocks
+	// a verified reference covers, nothing else. An unsigned block that is
+	// not listed is dropped, or refused with ErrMustUnderstand when it
+	// carries mustUnderstand.
+	ForwardUnsignedHeaders []HeaderName
+}
+
+// HeaderName names a header block by namespace and local name; an empty
+// Local matches every block in the namespace.
+type HeaderName struct {
+	Namespace string
+	Local     string
 }
 
 // CertificateSource yields the route's trust anchors and pinned certificates.
@@ -134,10 +152,18 @@ type Verified struct {
 	Created time.Time
 	// Username is the authenticated UsernameToken user, if any.
 	Username string
+	// Action is the text of the signed wsa:Action header (any WS-Addressing
+	// version), trimmed; empty when there is none or it is not signed.
+	Action string
+
+	headers      []*etree.Element // header blocks to forward, Security included
+	securityKept []*etree.Element // the children of Security that were processed
 }
 
 // FaultCode returns the local name, in the wsse namespace, of the WS-Security
 // fault code for err (e.g. "FailedCheck"), following WSS 1.1 section 12.
+// ErrMustUnderstand has no wsse code: a SOAP edge answers it with the SOAP
+// MustUnderstand fault (errors.Is), and FaultCode says InvalidSecurity.
 func FaultCode(err error) string {
 	switch {
 	case errors.Is(err, ErrUnsupportedAlgorithm), errors.Is(err, ErrSHA1NotAllowed):
@@ -154,6 +180,8 @@ func FaultCode(err error) string {
 		return "InvalidSecurityToken"
 	case errors.Is(err, ErrTimestampExpired), errors.Is(err, ErrTimestampFuture):
 		return "MessageExpired"
+	case errors.Is(err, ErrUnprocessedSecurityElement):
+		return "UnsupportedSecurityToken"
 	}
 	return "InvalidSecurity"
 }

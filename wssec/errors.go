@@ -60,6 +60,25 @@ var (
 	ErrUsernameTokenMissing = errors.New("wssec: required UsernameToken is missing")
 	ErrAuthenticationFailed = errors.New("wssec: UsernameToken authentication failed")
 
+	// Forward only what was verified (issue 11).
+	// ErrEnvelopeShape (wsse:InvalidSecurity): Envelope holds something other
+	// than at most one Header then one Body, or text, or soap:encodingStyle.
+	ErrEnvelopeShape = errors.New("wssec: envelope holds something besides one Header and one Body")
+	// ErrLookAlike (wsse:InvalidSecurity): an element a backend could take
+	// for the Body, a Security header, a token, a Timestamp or wsa:Action
+	// lies outside its place.
+	ErrLookAlike = errors.New("wssec: a look-alike of a SOAP or security element is outside its place")
+	// ErrMustUnderstand (a soap:MustUnderstand / env:MustUnderstand fault,
+	// not a wsse code): a mustUnderstand header wsgate neither processes nor
+	// forwards.
+	ErrMustUnderstand = errors.New("wssec: a mustUnderstand header is neither processed nor forwarded")
+	// ErrUnprocessedSecurityElement (wsse:UnsupportedSecurityToken): the
+	// Security header holds something wssec does not process.
+	ErrUnprocessedSecurityElement = errors.New("wssec: the Security header holds an element wsgate does not process")
+	// ErrAddressingMalformed (wsse:InvalidSecurity): a WS-Addressing header
+	// appears twice (in any versions) or wsa:Action is not plain text.
+	ErrAddressingMalformed = errors.New("wssec: a WS-Addressing header is repeated or malformed")
+
 	// Configuration and dependencies, not the client's fault.
 	ErrTrustUnavailable  = errors.New("wssec: trust anchors are not available")
 	ErrReplayUnavailable = errors.New("wssec: replay cache is not available")

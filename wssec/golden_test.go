@@ -1,12 +1,15 @@
 package wssec
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +71,9 @@ type goldenCase struct {
 	fault  string                      // expected FaultCode (wsse local name) when want != nil
 	signer string                      // expected signer certificate (testdata/pki name) when want == nil
 	check  func(*testing.T, *Verified) // extra checks on success
+	// forward: the message is one of issue 11's sanitizing cases; what it
+	// forwards must be exactly testdata/wssec/forwarded/FILE.{strip,keep}.xml.
+	forward bool
 }
 
 func goldenVerifier(t testing.TB, c goldenCase) *Verifier {
@@ -97,17 +103,18 @@ func requireAddressing(p *Policy) { p.RequireSigned = append(p.RequireSigned, Pa
 func goldenCases() []goldenCase {
 	alice := goldenUsers{"alice": "secret"}
 	const (
-		invalid  = "InvalidSecurity"
-		failed   = "FailedCheck"
-		alg      = "UnsupportedAlgorithm"
-		token    = "InvalidSecurityToken"
-		expired  = "MessageExpired"
-		authn    = "FailedAuthentication"
-		noToken  = "SecurityTokenUnavailable"
-		rsaLeaf  = "partner-rsa"
-		ecdsaLef = "partner-ecdsa"
+		invalid     = "InvalidSecurity"
+		failed      = "FailedCheck"
+		alg         = "UnsupportedAlgorithm"
+		token       = "InvalidSecurityToken"
+		expired     = "MessageExpired"
+		authn       = "FailedAuthentication"
+		noToken     = "SecurityTokenUnavailable"
+		unsupported = "UnsupportedSecurityToken"
+		rsaLeaf     = "partner-rsa"
+		ecdsaLef    = "partner-ecdsa"
 	)
-	return []goldenCase{
+	cases := []goldenCase{
 		// Accepted.
 		{file: "valid-soap11-rsa", signer: rsaLeaf, check: checkOrderBody("42")},
 		{file: "valid-soap12-rsa", signer: rsaLeaf, check: checkOrderBody("42")},
@@ -161,13 +168,14 @@ func goldenCases() []goldenCase {
 		{file: "signature-token-only", want: ErrBodyNotSigned, fault: invalid},
 
 		// XML Signature Wrapping: every digest and the signature still verify.
-		{file: "xsw-body-in-header", want: ErrBodyNotSigned, fault: invalid},
-		{file: "xsw-body-in-security", want: ErrBodyNotSigned, fault: invalid},
-		{file: "xsw-body-new-id", want: ErrBodyNotSigned, fault: invalid},
-		{file: "xsw-body-in-signature-object", want: ErrBodyNotSigned, fault: invalid},
-		{file: "xsw-body-in-body", want: ErrBodyNotSigned, fault: invalid},
-		{file: "xsw-timestamp", want: ErrTimestampNotSigned, fault: invalid},
-		{file: "xsw-id-attr", want: ErrDuplicateID, fault: invalid},
+		// The look-alike walk refuses them before the check by node identity.
+		{file: "xsw-body-in-header", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-body-in-security", want: ErrUnprocessedSecurityElement, fault: unsupported},
+		{file: "xsw-body-new-id", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-body-in-signature-object", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-body-in-body", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-timestamp", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-id-attr", want: ErrLookAlike, fault: invalid},
 
 		// Hostile or malformed input.
 		{file: "doctype", want: ErrDTD, fault: invalid},
@@ -177,6 +185,117 @@ func goldenCases() []goldenCase {
 		{file: "empty", want: ErrNotXML, fault: invalid},
 		{file: "not-envelope", want: ErrNotEnvelope, fault: invalid},
 		{file: "no-security", want: ErrNoSecurityHeader, fault: invalid},
+
+		// Issue 11: a route without UsernameToken checking accepts a message
+		// carrying one, but forwards no unchecked token.
+		{file: "valid-usernametoken-text", signer: rsaLeaf, forward: true},
+		{file: "valid-wsa", signer: rsaLeaf, forward: true, check: checkAction("urn:example:orders:GetOrder")},
+	}
+	return append(cases, attackGoldenCases()...)
+}
+
+// attackGoldenCases are the rows of issue 11's attack messages (written by
+// internal/gentestdata/attacks.go), each in SOAP 1.1 and 1.2.
+func attackGoldenCases() []goldenCase {
+	const (
+		invalid     = "InvalidSecurity"
+		unsupported = "UnsupportedSecurityToken"
+		rsaLeaf     = "partner-rsa"
+	)
+	refused := map[string]error{
+		// Class 1: envelope shape.
+		"shape-element-before-header": ErrEnvelopeShape,
+		"shape-element-between":       ErrEnvelopeShape,
+		"shape-element-after-body":    ErrEnvelopeShape,
+		"shape-nonamespace-body":      ErrEnvelopeShape,
+		"shape-foreign-body":          ErrEnvelopeShape,
+		"shape-multiref":              ErrEnvelopeShape,
+		"shape-text-in-envelope":      ErrEnvelopeShape,
+		"shape-text-in-header":        ErrEnvelopeShape,
+		"shape-second-header":         ErrEnvelopeShape,
+		"shape-encodingstyle":         ErrEnvelopeShape,
+		// Class 3: look-alikes.
+		"lookalike-soap-body-in-header":   ErrLookAlike,
+		"lookalike-any-body-in-header":    ErrLookAlike,
+		"lookalike-security-200207":       ErrLookAlike,
+		"lookalike-security-200204":       ErrLookAlike,
+		"lookalike-security-200306":       ErrLookAlike,
+		"lookalike-security-wsse11":       ErrLookAlike,
+		"lookalike-security-nested":       ErrLookAlike,
+		"lookalike-usernametoken-outside": ErrLookAlike,
+		"lookalike-timestamp-outside":     ErrLookAlike,
+		"lookalike-timestamp-foreign-ns":  ErrLookAlike,
+		"lookalike-action-nested":         ErrLookAlike,
+		"lookalike-action-foreign-ns":     ErrLookAlike,
+		"mustunderstand-unknown":          ErrMustUnderstand,
+		"mustunderstand-true":             ErrMustUnderstand,
+		"mustunderstand-next":             ErrMustUnderstand,
+		"mustunderstand-other-role":       ErrMustUnderstand,
+		"mustunderstand-role-none-11":     ErrMustUnderstand, // 1.1 has no role none
+		"duplicate-xml-id":                ErrDuplicateID,
+		"duplicate-lowercase-id":          ErrDuplicateID,
+		"duplicate-id-in-body":            ErrDuplicateID,
+		// Class 4: addressing.
+		"wsa-200408-unsigned": ErrAddressingMalformed,
+		"wsa-second-action":   ErrAddressingMalformed,
+		// Class 6: Security content not processed.
+		"security-encryptedkey":          ErrUnprocessedSecurityElement,
+		"security-referencelist":         ErrUnprocessedSecurityElement,
+		"security-encrypteddata":         ErrUnprocessedSecurityElement,
+		"security-saml-assertion":        ErrUnprocessedSecurityElement,
+		"security-signatureconfirmation": ErrUnprocessedSecurityElement,
+		"security-unknown-element":       ErrUnprocessedSecurityElement,
+		"security-timestamp-foreign-ns":  ErrUnprocessedSecurityElement,
+	}
+	forwarded := []string{
+		"sanitize-comment-in-text", "sanitize-cdata", "sanitize-comments-everywhere",
+		"sanitize-unsigned-header", "sanitize-envelope-attributes", "sanitize-unreferenced-bst",
+		"mustunderstand-role-none-12", "wsa-200408-action-unsigned",
+	}
+	var cases []goldenCase
+	for _, v := range []string{"-11", "-12"} {
+		for name, err := range refused {
+			if strings.HasSuffix(name, "-11") || strings.HasSuffix(name, "-12") {
+				if strings.HasSuffix(name, v) {
+					cases = append(cases, goldenCase{file: name, want: err, fault: FaultCode(err)})
+				}
+				continue
+			}
+			fault := invalid
+			if err == ErrUnprocessedSecurityElement {
+				fault = unsupported
+			}
+			cases = append(cases, goldenCase{file: name + v, want: err, fault: fault})
+		}
+		for _, name := range forwarded {
+			if strings.HasSuffix(name, "-11") || strings.HasSuffix(name, "-12") {
+				if strings.HasSuffix(name, v) {
+					cases = append(cases, goldenCase{file: name, signer: rsaLeaf, forward: true})
+				}
+				continue
+			}
+			cases = append(cases, goldenCase{file: name + v, signer: rsaLeaf, forward: true})
+		}
+		for _, name := range []string{"valid-wsa-200408", "valid-wsa-200403"} {
+			cases = append(cases, goldenCase{file: name + v, policy: requireAddressing, signer: rsaLeaf,
+				forward: true, check: checkAction("urn:example:orders:GetOrder")})
+		}
+		cases = append(cases,
+			// The unsigned 2004/08 Action comes first: it is not signed.
+			goldenCase{file: "wsa-200408-unsigned" + v, policy: requireAddressing, want: ErrAddressingNotSigned, fault: invalid},
+			goldenCase{file: "wsa-200408-action-unsigned" + v, policy: requireAddressing, want: ErrAddressingNotSigned, fault: invalid},
+		)
+	}
+	sort.Slice(cases, func(i, j int) bool { return cases[i].file < cases[j].file })
+	return cases
+}
+
+func checkAction(want string) func(*testing.T, *Verified) {
+	return func(t *testing.T, v *Verified) {
+		t.Helper()
+		if v.Action != want {
+			t.Fatalf("Action = %q, want %q", v.Action, want)
+		}
 	}
 }
 
@@ -255,7 +374,56 @@ func TestGolden(t *testing.T) {
 			if c.check != nil {
 				c.check(t, got)
 			}
+			checkForwarded(t, v, c, got)
 		})
+	}
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/wssec/forwarded from what Verified.Bytes writes")
+
+// checkForwarded holds every accepted message's forwarded envelopes to the
+// rule of issue 11: no comment, no CDATA, a Security holding only what was
+// processed, and still verifying; and, for the sanitizing cases, byte for
+// byte what testdata/wssec/forwarded holds.
+func checkForwarded(t *testing.T, v *Verifier, c goldenCase, got *Verified) {
+	t.Helper()
+	for _, strip := range []bool{true, false} {
+		out, err := got.Bytes(strip)
+		if err != nil {
+			t.Fatalf("Bytes(%t): %v", strip, err)
+		}
+		if bytes.Contains(out, []byte("<!--")) || bytes.Contains(out, []byte("<![CDATA[")) {
+			t.Fatalf("Bytes(%t) forwards a comment or CDATA: %s", strip, out)
+		}
+		if strip == bytes.Contains(out, []byte("Security")) {
+			t.Fatalf("Bytes(%t): Security present = %t", strip, !strip)
+		}
+		if !strip {
+			if _, err := v.Verify(context.Background(), out); err != nil {
+				t.Fatalf("the forwarded envelope does not verify again: %v", err)
+			}
+		}
+		if !c.forward {
+			continue
+		}
+		suffix := ".keep.xml"
+		if strip {
+			suffix = ".strip.xml"
+		}
+		path := filepath.Join(goldenDir, "forwarded", c.file+suffix)
+		if *updateGolden {
+			if err := os.WriteFile(path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test ./wssec -run TestGolden -update writes it)", err)
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("Bytes(%t):\n got %s\nwant %s", strip, out, want)
+		}
 	}
 }
 

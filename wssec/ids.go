@@ -40,8 +40,71 @@ const maxLinearIDs = 16
 func buildIDIndex(root *etree.Element) *idIndex {
 	ix := &idIndex{}
 	ix.ids = ix.arr[:0]
-	ix.walk(root)
+	ix.index(root)
+	_ = ix.walk(root, nil)
 	return ix
+}
+
+// indexEnvelope builds the ID index of env and, in the same walk, refuses
+// every element a backend that finds things by name could take for the
+// real one (see place).
+func indexEnvelope(env *Envelope, security *etree.Element) (*idIndex, error) {
+	ix := &idIndex{}
+	ix.ids = ix.arr[:0]
+	ix.index(env.Envelope)
+	if env.Header != nil {
+		ix.index(env.Header)
+		if err := ix.walk(env.Header, &placement{header: env.Header, security: security}); err != nil {
+			return nil, err
+		}
+	}
+	ix.index(env.Body)
+	if err := ix.walk(env.Body, &placement{}); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// placement is where a walk is: in the Header (header set) or the Body.
+type placement struct {
+	header, security *etree.Element
+}
+
+// place refuses el if it is a look-alike outside its place:
+//   - anywhere: an Envelope, Header or Body in a SOAP envelope namespace
+//     (both versions) other than the envelope's own;
+//   - in the Header: any element named Body, whatever its namespace (a
+//     backend taking the first element named Body takes it); any Security
+//     other than the processed one (another actor's, a pre-OASIS or other
+//     namespace, nested); a UsernameToken, Timestamp or BinarySecurityToken,
+//     in any namespace, that is not a child of the processed Security; an
+//     Action that is not a WS-Addressing header block.
+//
+// Payload elements in the Body may carry these names in their own
+// namespaces: the Body is signed, and found by its place, not its name.
+func (pl *placement) place(el *etree.Element) error {
+	switch el.Tag {
+	case "Envelope", "Header", "Body":
+		if pl.header != nil && el.Tag == "Body" {
+			return fmt.Errorf("%w: an element named Body in the Header", ErrLookAlike)
+		}
+		if ns := el.NamespaceURI(); ns == NSSOAP11 || ns == NSSOAP12 {
+			return fmt.Errorf("%w: soap:%s inside the envelope", ErrLookAlike, el.Tag)
+		}
+	case "Security":
+		if pl.header != nil && el != pl.security {
+			return fmt.Errorf("%w: a second Security element in the Header", ErrLookAlike)
+		}
+	case "UsernameToken", "Timestamp", "BinarySecurityToken":
+		if pl.header != nil && (pl.security == nil || el.Parent() != pl.security) {
+			return fmt.Errorf("%w: %s outside the Security header", ErrLookAlike, el.Tag)
+		}
+	case "Action":
+		if pl.header != nil && (el.Parent() != pl.header || !isAddressing(el.NamespaceURI())) {
+			return fmt.Errorf("%w: an Action element that is not a WS-Addressing header", ErrLookAlike)
+		}
+	}
+	return nil
 }
 
 // find returns the index of value in ix.ids, or -1.
@@ -79,14 +142,38 @@ func (ix *idIndex) entry(value string) int {
 	return i
 }
 
-// walk indexes el and its descendants. It reads el.Child directly rather
-// than through etree's ChildElements, which allocates a slice per element.
-func (ix *idIndex) walk(el *etree.Element) {
+// walk indexes el's descendants, checking each one's place when pl is set.
+// It reads el.Child directly rather than through etree's ChildElements,
+// which allocates a slice per element.
+func (ix *idIndex) walk(el *etree.Element, pl *placement) error {
+	for _, t := range el.Child {
+		if child, ok := t.(*etree.Element); ok {
+			if pl != nil {
+				if err := pl.place(child); err != nil {
+					return err
+				}
+			}
+			ix.index(child)
+			if err := ix.walk(child, pl); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// index records el's ID-like attributes: wsu:Id, Id, ID, id and AssertionID
+// in any namespace (xml:id included), so that a referenced value that any
+// of them repeats is refused.
+func (ix *idIndex) index(el *etree.Element) {
 	for i := range el.Attr {
 		a := &el.Attr[i]
 		switch a.Key {
-		case "Id", "ID", "AssertionID":
+		case "Id", "ID", "id", "AssertionID":
 		default:
+			continue
+		}
+		if a.Space == "xmlns" {
 			continue
 		}
 		e := ix.entry(a.Value)
@@ -102,11 +189,6 @@ func (ix *idIndex) walk(el *etree.Element) {
 		}
 		if referenceableUnqualified(el, a.Key) && ix.ids[e].el == nil {
 			ix.ids[e].el = el
-		}
-	}
-	for _, t := range el.Child {
-		if child, ok := t.(*etree.Element); ok {
-			ix.walk(child)
 		}
 	}
 }

@@ -100,10 +100,17 @@ func (v *Verified) Release() {
 		return
 	}
 	v.Security = nil
+	v.headers, v.securityKept = nil, nil
 	v.Envelope.Release()
 }
 
-// envelopeOf checks the SOAP envelope shape.
+// envelopeOf checks the SOAP envelope shape: the root is Envelope in the
+// SOAP 1.1 or 1.2 namespace and holds at most one Header, then exactly one
+// Body, both in its own namespace, and nothing else: no other element before,
+// between or after them (WS-I BP R1011, the SOAP 1.2 envelope schema), no
+// text but white space, no soap:encodingStyle (it would change how the
+// Body, which it does not sign, is decoded). Header holds no text but white
+// space either. Comments are allowed here: nothing forwarded keeps them.
 func envelopeOf(doc *etree.Document, root *etree.Element) (*Envelope, error) {
 	env := &Envelope{Doc: doc, Envelope: root}
 	if root.Tag != "Envelope" {
@@ -118,32 +125,88 @@ func envelopeOf(doc *etree.Document, root *etree.Element) (*Envelope, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown envelope namespace", ErrNotEnvelope)
 	}
-	for _, child := range childElements(root) {
-		if child.NamespaceURI() != ns {
-			if env.Version == SOAP12 {
-				return nil, fmt.Errorf("%w: unexpected element %s in Envelope", ErrNotEnvelope, child.Tag)
+	if err := checkEnvelopeAttrs(root, ns); err != nil {
+		return nil, err
+	}
+	for _, tok := range root.Child {
+		child, ok := tok.(*etree.Element)
+		if !ok {
+			if !blankToken(tok) {
+				return nil, fmt.Errorf("%w: text in Envelope", ErrEnvelopeShape)
 			}
-			continue // SOAP 1.1 allows trailing elements after Body
+			continue
 		}
-		switch child.Tag {
-		case "Header":
-			if env.Header != nil || env.Body != nil {
-				return nil, fmt.Errorf("%w: misplaced or repeated Header", ErrNotEnvelope)
-			}
-			env.Header = child
-		case "Body":
-			if env.Body != nil {
+		switch {
+		case env.Body != nil:
+			if child.Tag == "Body" && child.NamespaceURI() == ns {
 				return nil, ErrMultipleBodies
 			}
+			return nil, fmt.Errorf("%w: element %.64s after Body", ErrEnvelopeShape, child.Tag)
+		case child.Tag == "Header" && env.Header == nil && child.NamespaceURI() == ns:
+			env.Header = child
+		case child.Tag == "Body" && child.NamespaceURI() == ns:
 			env.Body = child
 		default:
-			return nil, fmt.Errorf("%w: unexpected element %s in Envelope", ErrNotEnvelope, child.Tag)
+			return nil, fmt.Errorf("%w: unexpected element %.64s in Envelope", ErrEnvelopeShape, child.Tag)
 		}
 	}
 	if env.Body == nil {
 		return nil, fmt.Errorf("%w: no Body", ErrNotEnvelope)
 	}
+	if env.Header != nil {
+		if err := checkEnvelopeAttrs(env.Header, ns); err != nil {
+			return nil, err
+		}
+		for _, tok := range env.Header.Child {
+			if _, ok := tok.(*etree.Element); !ok && !blankToken(tok) {
+				return nil, fmt.Errorf("%w: text in Header", ErrEnvelopeShape)
+			}
+		}
+	}
 	return env, nil
+}
+
+// checkShape re-checks the shape of an Envelope that may have been built by
+// hand: Header and Body must be what envelopeOf finds in the tree.
+func (e *Envelope) checkShape() error {
+	got, err := envelopeOf(e.Doc, e.Envelope)
+	if err != nil {
+		return err
+	}
+	if got.Header != e.Header || got.Body != e.Body || got.Version != e.Version {
+		return fmt.Errorf("%w: Header or Body is not the envelope's own", ErrEnvelopeShape)
+	}
+	return nil
+}
+
+// checkEnvelopeAttrs refuses soap:encodingStyle on Envelope or Header. Their
+// other attributes are never forwarded (see Verified.Bytes).
+func checkEnvelopeAttrs(el *etree.Element, ns string) error {
+	for i := range el.Attr {
+		a := &el.Attr[i]
+		if a.Key == "encodingStyle" && a.Space != "" && a.Space != "xmlns" && a.NamespaceURI() == ns {
+			return fmt.Errorf("%w: encodingStyle on %s", ErrEnvelopeShape, el.Tag)
+		}
+	}
+	return nil
+}
+
+// blankToken reports whether tok is a comment or white-space character data.
+func blankToken(tok etree.Token) bool {
+	switch t := tok.(type) {
+	case *etree.Comment:
+		return true
+	case *etree.CharData:
+		for i := 0; i < len(t.Data); i++ {
+			switch t.Data[i] {
+			case ' ', '\t', '\n', '\r':
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // is reports whether el is the element {ns}local.

@@ -27,6 +27,11 @@ func serializeDoc(doc *etree.Document, sizeHint int) []byte {
 type serializer struct {
 	buf      bytes.Buffer
 	settings etree.WriteSettings
+	// clean writes what is forwarded (Verified.Bytes): comments dropped,
+	// CDATA as escaped text, so adjacent text comes out as one text node;
+	// any other token (our parser makes none) sets bad.
+	clean bool
+	bad   bool
 }
 
 func (s *serializer) token(tok etree.Token) {
@@ -34,12 +39,20 @@ func (s *serializer) token(tok etree.Token) {
 	case *etree.Element:
 		s.element(t)
 	case *etree.CharData:
-		if t.IsCData() {
+		if t.IsCData() && !s.clean {
 			t.WriteTo(&s.buf, &s.settings)
 			return
 		}
 		s.escaped(t.Data, &serTextClass)
+	case *etree.Comment:
+		if !s.clean {
+			tok.WriteTo(&s.buf, &s.settings)
+		}
 	default:
+		if s.clean {
+			s.bad = true
+			return
+		}
 		tok.WriteTo(&s.buf, &s.settings)
 	}
 }
@@ -47,14 +60,7 @@ func (s *serializer) token(tok etree.Token) {
 func (s *serializer) element(e *etree.Element) {
 	s.buf.WriteByte('<')
 	s.name(e.Space, e.Tag)
-	for i := range e.Attr {
-		a := &e.Attr[i]
-		s.buf.WriteByte(' ')
-		s.name(a.Space, a.Key)
-		s.buf.WriteString(`="`)
-		s.escaped(a.Value, &serAttrClass)
-		s.buf.WriteByte('"')
-	}
+	s.attrs(e, false)
 	if len(e.Child) == 0 {
 		s.buf.WriteString("/>")
 		return
@@ -63,6 +69,33 @@ func (s *serializer) element(e *etree.Element) {
 	for _, c := range e.Child {
 		s.token(c)
 	}
+	s.endTag(e)
+}
+
+// startTag writes e's start tag, with only its namespace declarations when
+// nsOnly is set.
+func (s *serializer) startTag(e *etree.Element, nsOnly bool) {
+	s.buf.WriteByte('<')
+	s.name(e.Space, e.Tag)
+	s.attrs(e, nsOnly)
+	s.buf.WriteByte('>')
+}
+
+func (s *serializer) attrs(e *etree.Element, nsOnly bool) {
+	for i := range e.Attr {
+		a := &e.Attr[i]
+		if nsOnly && a.Space != "xmlns" && !(a.Space == "" && a.Key == "xmlns") {
+			continue
+		}
+		s.buf.WriteByte(' ')
+		s.name(a.Space, a.Key)
+		s.buf.WriteString(`="`)
+		s.escaped(a.Value, &serAttrClass)
+		s.buf.WriteByte('"')
+	}
+}
+
+func (s *serializer) endTag(e *etree.Element) {
 	s.buf.WriteString("</")
 	s.name(e.Space, e.Tag)
 	s.buf.WriteByte('>')

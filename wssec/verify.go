@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -37,21 +38,28 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	if env == nil || env.Envelope == nil || env.Body == nil {
 		return nil, ErrNotEnvelope
 	}
+	if err := env.checkShape(); err != nil {
+		return nil, err
+	}
 	now := v.now()
 	security, err := securityHeader(env)
 	if err != nil {
 		return nil, err
 	}
-	sigEl, tsEl, err := securityParts(security)
+	parts, err := securityParts(security)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := parseSignature(sigEl, v.Policy)
+	sig, err := parseSignature(parts.sig, v.Policy)
 	if err != nil {
 		return nil, err
 	}
 
-	ids := buildIDIndex(env.Envelope)
+	// One walk indexes every ID and refuses look-alikes outside their place.
+	ids, err := indexEnvelope(env, security)
+	if err != nil {
+		return nil, err
+	}
 	targets := make([]*etree.Element, len(sig.refs))
 	signed := make(map[*etree.Element]bool, len(sig.refs))
 	for i, ref := range sig.refs {
@@ -66,8 +74,8 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		return nil, ErrBodyNotSigned
 	}
 	var ts *timestamp
-	if tsEl != nil {
-		if ts, err = parseTimestamp(tsEl); err != nil {
+	if parts.ts != nil {
+		if ts, err = parseTimestamp(parts.ts); err != nil {
 			return nil, err
 		}
 	}
@@ -75,14 +83,13 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		switch {
 		case ts == nil:
 			return nil, ErrTimestampMissing
-		case !signed[tsEl]:
+		case !signed[parts.ts]:
 			return nil, ErrTimestampNotSigned
 		}
 	}
-	if v.Policy.requires(PartAddressing) {
-		if err := addressingSigned(env, signed); err != nil {
-			return nil, err
-		}
+	plan, err := v.planHeaders(env, security, signed)
+	if err != nil {
+		return nil, err
 	}
 	if ts != nil {
 		if err := ts.checkFreshness(v.Policy, now); err != nil {
@@ -116,7 +123,8 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		}
 	}
 
-	verified := &Verified{Envelope: env, Security: security, Signer: signer}
+	verified := &Verified{Envelope: env, Security: security, Signer: signer, Action: plan.action,
+		headers: plan.forward}
 	if ts != nil {
 		verified.Created = ts.created
 	}
@@ -125,6 +133,7 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, err
 		}
 	}
+	verified.securityKept = parts.processed(keyToken(sig.keyInfo, ids), v.Users != nil)
 	if v.Replay != nil {
 		if err := v.checkReplay(ctx, sig, ts, signer, now); err != nil {
 			return nil, err
@@ -162,26 +171,121 @@ func securityHeader(env *Envelope) (*etree.Element, error) {
 	return security, nil
 }
 
-// securityParts returns the header's one Signature and at most one Timestamp.
-func securityParts(security *etree.Element) (sig, ts *etree.Element, err error) {
-	for _, child := range childElements(security) {
+// securityChildren are the children of the processed Security header.
+type securityChildren struct {
+	sig, ts        *etree.Element
+	tokens         []*etree.Element // wsse:BinarySecurityToken, in order
+	usernameTokens []*etree.Element
+	order          []*etree.Element // all of the above, in document order
+}
+
+// securityParts returns the header's one Signature, at most one Timestamp,
+// and its BinarySecurityTokens and UsernameTokens. Anything else (an
+// EncryptedKey, a ReferenceList, a SAML assertion, a SignatureConfirmation,
+// a Timestamp or token in another namespace, text) is something wssec does
+// not process, and a backend trusting the header to have been processed
+// might act on it: it is refused.
+func securityParts(security *etree.Element) (*securityChildren, error) {
+	p := &securityChildren{}
+	for _, tok := range security.Child {
+		child, ok := tok.(*etree.Element)
+		if !ok {
+			if !blankToken(tok) {
+				return nil, fmt.Errorf("%w: text", ErrUnprocessedSecurityElement)
+			}
+			continue
+		}
 		switch {
 		case is(child, NSDSig, "Signature"):
-			if sig != nil {
-				return nil, nil, ErrMultipleSignatures
+			if p.sig != nil {
+				return nil, ErrMultipleSignatures
 			}
-			sig = child
+			p.sig = child
 		case is(child, NSWSU, "Timestamp"):
-			if ts != nil {
-				return nil, nil, fmt.Errorf("%w: more than one Timestamp", ErrTimestampMalformed)
+			if p.ts != nil {
+				return nil, fmt.Errorf("%w: more than one Timestamp", ErrTimestampMalformed)
 			}
-			ts = child
+			p.ts = child
+		case is(child, NSWSSE, "BinarySecurityToken"):
+			p.tokens = append(p.tokens, child)
+		case is(child, NSWSSE, "UsernameToken"):
+			p.usernameTokens = append(p.usernameTokens, child)
+		default:
+			return nil, fmt.Errorf("%w: %.64s", ErrUnprocessedSecurityElement, child.Tag)
+		}
+		p.order = append(p.order, child)
+	}
+	if p.sig == nil {
+		return nil, ErrNoSignature
+	}
+	return p, nil
+}
+
+// processed returns the children of Security that verification processed,
+// in document order: the Signature, the Timestamp, the token the signature's
+// key came from, and the UsernameTokens when they were checked. An
+// unreferenced token or an unchecked UsernameToken is never forwarded in a
+// header the backend trusts to have been processed.
+func (p *securityChildren) processed(key *etree.Element, usernameChecked bool) []*etree.Element {
+	kept := make([]*etree.Element, 0, len(p.order))
+	for _, c := range p.order {
+		switch {
+		case c == p.sig, c == p.ts, c == key && key != nil:
+		case usernameChecked && c.Tag == "UsernameToken":
+		default:
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept
+}
+
+// keyToken returns the element KeyInfo's direct token reference resolved
+// to (the BinarySecurityToken resolveSigner used), or nil.
+func keyToken(keyInfo *etree.Element, ids *idIndex) *etree.Element {
+	str := firstChildElement(keyInfo)
+	if str == nil {
+		return nil
+	}
+	ref := firstChildElement(str)
+	if !is(ref, NSWSSE, "Reference") {
+		return nil
+	}
+	uri := ref.SelectAttrValue("URI", "")
+	if len(uri) < 2 || uri[0] != '#' {
+		return nil
+	}
+	el, err := ids.lookup(uri[1:])
+	if err != nil {
+		return nil
+	}
+	return el
+}
+
+func firstChildElement(el *etree.Element) *etree.Element {
+	if el == nil {
+		return nil
+	}
+	for _, t := range el.Child {
+		if c, ok := t.(*etree.Element); ok {
+			return c
 		}
 	}
-	if sig == nil {
-		return nil, nil, ErrNoSignature
+	return nil
+}
+
+// WS-Addressing namespaces: every version counts, so that an unsigned
+// header in an older one cannot pass the "addressing must be signed" policy
+// and be read by a backend that speaks that version.
+var addressingNamespaces = [...]string{NSWSA, NSWSA200408, NSWSA200403, NSWSA200303}
+
+func isAddressing(ns string) bool {
+	for _, a := range addressingNamespaces {
+		if ns == a {
+			return true
+		}
 	}
-	return sig, ts, nil
+	return false
 }
 
 // requiredAddressing are the WS-Addressing headers a route requiring
@@ -189,28 +293,131 @@ func securityParts(security *etree.Element) (sig, ts *etree.Element, err error) 
 // signed too.
 var requiredAddressing = []string{"To", "Action", "MessageID"}
 
-func addressingSigned(env *Envelope, signed map[*etree.Element]bool) error {
-	seen := map[string]bool{}
+// headerPlan is what verification decided about the header blocks.
+type headerPlan struct {
+	forward []*etree.Element // blocks to forward, in order; Security included
+	action  string           // the signed wsa:Action, if any
+}
+
+// planHeaders decides which header blocks are forwarded: the processed
+// Security, every block a verified reference covers, and unsigned blocks the
+// route allows (Policy.ForwardUnsignedHeaders). Any other block is dropped;
+// one that carries mustUnderstand (and is not SOAP 1.2's role "none") is
+// refused instead, since dropping it would change what the message means.
+// It also applies the WS-Addressing rules: one header of each name, in one
+// version, a plain-text Action, and all of them signed where required.
+func (v *Verifier) planHeaders(env *Envelope, security *etree.Element, signed map[*etree.Element]bool) (headerPlan, error) {
+	var plan headerPlan
+	requireWSA := v.Policy.requires(PartAddressing)
+	var wsaNS string
+	var seen []string
 	if env.Header != nil {
-		for _, child := range childElements(env.Header) {
-			if child.NamespaceURI() != NSWSA {
+		plan.forward = make([]*etree.Element, 0, 4)
+		for _, t := range env.Header.Child {
+			child, ok := t.(*etree.Element)
+			if !ok {
 				continue
 			}
-			if seen[child.Tag] {
-				return fmt.Errorf("%w: wsa:%s repeated", ErrAddressingNotSigned, child.Tag)
+			ns := child.NamespaceURI()
+			if isAddressing(ns) {
+				if wsaNS != "" && ns != wsaNS {
+					return plan, fmt.Errorf("%w: two WS-Addressing versions", ErrAddressingMalformed)
+				}
+				wsaNS = ns
+				for _, name := range seen {
+					if name == child.Tag {
+						return plan, fmt.Errorf("%w: wsa:%.64s repeated", ErrAddressingMalformed, child.Tag)
+					}
+				}
+				seen = append(seen, child.Tag)
+				if child.Tag == "Action" {
+					if hasChildElement(child) {
+						return plan, fmt.Errorf("%w: wsa:Action holds an element", ErrAddressingMalformed)
+					}
+					if signed[child] {
+						plan.action = strings.TrimSpace(textContent(child))
+					}
+				}
+				if requireWSA && !signed[child] {
+					return plan, fmt.Errorf("%w: wsa:%.64s", ErrAddressingNotSigned, child.Tag)
+				}
 			}
-			seen[child.Tag] = true
-			if !signed[child] {
-				return fmt.Errorf("%w: wsa:%s", ErrAddressingNotSigned, child.Tag)
+			switch {
+			case child == security, signed[child], v.Policy.forwardsUnsigned(ns, child.Tag):
+				plan.forward = append(plan.forward, child)
+			case mustUnderstand(child, env.Version):
+				return plan, fmt.Errorf("%w: {%.100s}%.64s", ErrMustUnderstand, ns, child.Tag)
 			}
 		}
 	}
-	for _, name := range requiredAddressing {
-		if !seen[name] {
-			return fmt.Errorf("%w: wsa:%s missing", ErrAddressingNotSigned, name)
+	if requireWSA {
+	required:
+		for _, name := range requiredAddressing {
+			for _, s := range seen {
+				if s == name {
+					continue required
+				}
+			}
+			return plan, fmt.Errorf("%w: wsa:%s missing", ErrAddressingNotSigned, name)
 		}
 	}
-	return nil
+	return plan, nil
+}
+
+// forwardsUnsigned reports whether the route forwards the header {ns}local
+// without a signature.
+func (p Policy) forwardsUnsigned(ns, local string) bool {
+	for _, h := range p.ForwardUnsignedHeaders {
+		if h.Namespace == ns && (h.Local == "" || h.Local == local) {
+			return true
+		}
+	}
+	return false
+}
+
+// SOAP 1.2's role for headers no node processes.
+const roleNone = "http://www.w3.org/2003/05/soap-envelope/role/none"
+
+// mustUnderstand reports whether the header block carries mustUnderstand in
+// the envelope's namespace with any value other than 0 or false (a sloppy
+// backend may read "TRUE" as true), and is not addressed to SOAP 1.2's none.
+func mustUnderstand(block *etree.Element, version SOAPVersion) bool {
+	ns := NSSOAP11
+	if version == SOAP12 {
+		ns = NSSOAP12
+	}
+	mu := false
+	for i := range block.Attr {
+		a := &block.Attr[i]
+		if a.Space == "" || a.Space == "xmlns" || a.NamespaceURI() != ns {
+			continue
+		}
+		switch a.Key {
+		case "mustUnderstand":
+			switch strings.TrimSpace(a.Value) {
+			case "0", "false":
+			default:
+				mu = true
+			}
+		case "role":
+			if version == SOAP12 && strings.TrimSpace(a.Value) == roleNone {
+				return false
+			}
+		}
+	}
+	return mu
+}
+
+// textContent is the character data directly in el, comments skipped and
+// CDATA included: what a reader of the forwarded bytes sees as one text.
+func textContent(el *etree.Element) string {
+	var b strings.Builder
+	for _, t := range el.Child {
+		if cd, ok := t.(*etree.CharData); ok {
+			b.WriteString(cd.Data)
+		}
+	}
+	return b.String()
 }
 
 // verifyValue checks SignatureValue over the canonical SignedInfo.
@@ -287,21 +494,55 @@ func (v *Verifier) checkReplay(ctx context.Context, sig *signature, ts *timestam
 	return nil
 }
 
-// Bytes serializes the verified envelope, without the processed Security
-// header when stripSecurity is set. It detaches the header only for the
-// duration of the call, so it must not run concurrently with other users of
-// the same tree.
+// Bytes writes the envelope to forward: not the message that came in, but
+// one made from what verification checked (see the package doc):
+//   - the Envelope start tag with its namespace declarations only;
+//   - a Header, when any block is forwarded, with its namespace declarations
+//     and the blocks planHeaders chose, in order; the processed Security
+//     holding only what was processed, or nothing of it when stripSecurity
+//     is set;
+//   - the verified Body;
+//
+// with no comments, CDATA written as escaped text (so a text is one node),
+// tabs, newlines and carriage returns in attribute values and carriage
+// returns in text as character references, so that the upstream's parser
+// reads exactly the values that were verified instead of normalizing them
+// (XML 1.0 3.3.3, 2.11). Namespace declarations of Envelope and Header are
+// all kept, so every prefix written is declared. The tree is only read.
 func (v *Verified) Bytes(stripSecurity bool) ([]byte, error) {
-	if stripSecurity && v.Security != nil && v.Security.Parent() != nil {
-		parent, index := v.Security.Parent(), v.Security.Index()
-		parent.RemoveChildAt(index)
-		defer parent.InsertChildAt(index, v.Security)
+	if v == nil || v.Envelope == nil || v.Envelope.Envelope == nil || v.Body == nil {
+		return nil, ErrNotEnvelope
 	}
-	// Escape tabs, newlines and carriage returns in attribute values and
-	// carriage returns in text as character references, so that the
-	// upstream's parser reads exactly the values that were verified instead
-	// of normalizing them to spaces (XML 1.0 3.3.3, 2.11).
-	// serializeDoc writes what etree's WriteTo would with these settings.
-	v.Doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalText: true}
-	return serializeDoc(v.Doc, v.size), nil
+	s := serializer{clean: true}
+	s.buf.Grow(v.size + v.size/16 + 64)
+	root := v.Envelope.Envelope
+	s.startTag(root, true)
+	n := 0
+	for _, h := range v.headers {
+		if h != v.Security || !stripSecurity {
+			n++
+		}
+	}
+	if n > 0 && v.Header != nil {
+		s.startTag(v.Header, true)
+		for _, h := range v.headers {
+			switch {
+			case h != v.Security:
+				s.element(h)
+			case !stripSecurity:
+				s.startTag(h, false)
+				for _, c := range v.securityKept {
+					s.element(c)
+				}
+				s.endTag(h)
+			}
+		}
+		s.endTag(v.Header)
+	}
+	s.element(v.Body)
+	s.endTag(root)
+	if s.bad {
+		return nil, fmt.Errorf("%w: the tree holds a node the forwarded envelope cannot carry", ErrEnvelopeShape)
+	}
+	return s.buf.Bytes(), nil
 }

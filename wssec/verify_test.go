@@ -108,10 +108,10 @@ func TestParseEnvelopeHardening(t *testing.T) {
 		{"latin1", `<?xml version="1.0" encoding="ISO-8859-1"?>` + fmt.Sprintf(soap11, "<s:Body/>"), Limits{}, ErrUnsupportedEncoding},
 		{"not soap", `<Envelope><Body/></Envelope>`, Limits{}, ErrNotEnvelope},
 		{"no body", fmt.Sprintf(soap11, "<s:Header/>"), Limits{}, ErrNotEnvelope},
-		{"header after body", fmt.Sprintf(soap11, "<s:Body/><s:Header/>"), Limits{}, ErrNotEnvelope},
-		{"two headers", fmt.Sprintf(soap11, "<s:Header/><s:Header/><s:Body/>"), Limits{}, ErrNotEnvelope},
+		{"header after body", fmt.Sprintf(soap11, "<s:Body/><s:Header/>"), Limits{}, ErrEnvelopeShape},
+		{"two headers", fmt.Sprintf(soap11, "<s:Header/><s:Header/><s:Body/>"), Limits{}, ErrEnvelopeShape},
 		{"two bodies", fmt.Sprintf(soap11, "<s:Body/><s:Body/>"), Limits{}, ErrMultipleBodies},
-		{"soap12 stray element", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/><x/></e:Envelope>`, Limits{}, ErrNotEnvelope},
+		{"soap12 stray element", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/><x/></e:Envelope>`, Limits{}, ErrEnvelopeShape},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -239,7 +239,11 @@ func buildMessages(ids *identities) ([]message, error) {
 		b, err := edit(base11, f)
 		add(name, b, err)
 	}
-	signed("valid-soap12-rsa", signer(ids.partnerRSA), envelope12)
+	base12, err := sign(signer(ids.partnerRSA), envelope12)
+	if err != nil {
+		return nil, err
+	}
+	add("valid-soap12-rsa", base12, nil)
 	signed("valid-soap11-ecdsa", signer(ids.partnerEC), envelope11)
 	signed("valid-wsa", signer(ids.partnerRSA), envelopeWSA)
 	for _, ref := range []string{wssec.KeyRefSKI, wssec.KeyRefThumbprint, wssec.KeyRefIssuerSerial} {
@@ -359,6 +363,26 @@ func buildMessages(ids *identities) ([]message, error) {
 		return nil, err
 	}
 	msgs = append(msgs, xswCases...)
+
+	// Issue 11: what lies outside the signature is refused or not forwarded.
+	attacks, err := attackMessages(map[string][]byte{"11": base11, "12": base12}, attackCases())
+	if err != nil {
+		return nil, err
+	}
+	msgs = append(msgs, attacks...)
+	wsa11, err := sign(signer(ids.partnerRSA), envelopeWSA)
+	if err != nil {
+		return nil, err
+	}
+	wsa12, err := sign(signer(ids.partnerRSA), strings.Replace(envelopeWSA, wssec.NSSOAP11, wssec.NSSOAP12, 1))
+	if err != nil {
+		return nil, err
+	}
+	attacks, err = attackMessages(map[string][]byte{"11": wsa11, "12": wsa12}, addressingCases(ids.partnerRSA))
+	if err != nil {
+		return nil, err
+	}
+	msgs = append(msgs, attacks...)
 
 	// Hostile or malformed input.
 	add("doctype", []byte(`<?xml version="1.0"?>
