@@ -83,3 +83,12 @@ var (
 	ErrTrustUnavailable  = errors.New("wssec: trust anchors are not available")
 	ErrReplayUnavailable = errors.New("wssec: replay cache is not available")
 )
+
+// Namespace well-formedness (wsse:InvalidSecurity).
+var (
+	// ErrNamespace: the message is well-formed XML but not namespace-well-formed
+	// (Namespaces in XML 1.0): an undeclared prefix, an undeclared prefix
+	// binding (xmlns:p="", XML 1.1 only), a misuse of the reserved xml and
+	// xmlns prefixes or namespaces, or two attributes with one expanded name.
+	ErrNamespace = errors.New("wssec: message is not namespace-well-formed XML")
+)

@@ -14,10 +14,16 @@ import (
 // written, no namespace resolution, CDATA as plain CharData, white-space
 // CharData flagged) several times faster, and refuses what encoding/xml lets
 // through: DTDs, processing instructions, undefined entities, references to
-// illegal characters, misplaced declarations, non-QName names. Depth,
-// element and attribute limits are enforced while reading, so a hostile
-// message is refused before its tree exists. Errors wrap ErrNotXML, ErrDTD,
-// ErrTooDeep, ErrTooManyElements or ErrUnsupportedEncoding.
+// illegal characters, misplaced declarations, non-QName names, and what
+// Namespaces in XML 1.0 forbids (ErrNamespace), anywhere in the document:
+// an undeclared prefix, xmlns:p="" (XML 1.1 only), the xml and xmlns prefixes
+// or namespaces bound otherwise than the specification fixes, an element
+// named with the xmlns prefix, and two attributes with the same expanded name
+// (§6.3). A backend that resolves names differently from wssec must not find
+// a different element than the one verified. Depth, element and attribute
+// limits are enforced while reading, so a hostile message is refused before
+// its tree exists. Errors wrap ErrNotXML, ErrNamespace, ErrDTD, ErrTooDeep,
+// ErrTooManyElements or ErrUnsupportedEncoding.
 //
 // Unlike encoding/xml it applies XML 1.0 §3.3.3 to attribute values (literal
 // tab, newline and carriage return become a space; characters from references
@@ -27,10 +33,22 @@ import (
 // The tree keeps slices of s, and takes its nodes from a. Zero limits take
 // the defaults.
 func parseXMLString(s string, limits Limits, a *arena) (*etree.Document, error) {
+	return parseXMLFragment(s, limits, a, nil)
+}
+
+// parseXMLFragment is parseXMLString for XML that will stand in place of
+// scope's children, such as decrypted content: a prefix s does not declare
+// resolves against the declarations in scope on scope and its ancestors, as
+// it will once inserted. Every other namespace rule applies to s as it does
+// to a document. A nil scope is parseXMLString.
+func parseXMLFragment(s string, limits Limits, a *arena, scope *etree.Element) (*etree.Document, error) {
 	p := xmlParser{s: s, limits: limits.withDefaults(), nodes: a}
 	a.size(p.s)
 	sc := xmlScratchPool.Get().(*xmlScratch)
-	p.pending, p.stack, p.buf = sc.pending, sc.stack[:0], sc.buf[:0]
+	p.pending, p.stack, p.buf, p.ns, p.nsIndex = sc.pending, sc.stack[:0], sc.buf[:0], sc.ns[:0], sc.nsIndex
+	if scope != nil {
+		p.seed(scope)
+	}
 	doc, err := p.parse()
 	sc.recycle(&p)
 	return doc, err
@@ -42,12 +60,15 @@ type xmlScratch struct {
 	pending tokenQueue
 	stack   []openElement
 	buf     []byte
+	ns      []nsDecl
+	nsIndex map[string]int32
 }
 
 var xmlScratchPool = sync.Pool{New: func() any {
 	return &xmlScratch{
 		stack: make([]openElement, 0, 16),
 		buf:   make([]byte, 0, 256),
+		ns:    make([]nsDecl, 0, 16),
 	}
 }}
 
@@ -58,13 +79,15 @@ const maxScratch = 4096
 // recycle takes p's scratch slices back, dropping their references into
 // the tree and the message, and returns sc to the pool.
 func (sc *xmlScratch) recycle(p *xmlParser) {
-	if cap(p.stack) > maxScratch || cap(p.buf) > maxScratch {
+	if cap(p.stack) > maxScratch || cap(p.buf) > maxScratch || cap(p.ns) > maxScratch || len(p.nsIndex) > maxScratch {
 		return // let the GC have it; the pool makes a fresh one
 	}
 	p.pending.reset(maxScratch / pendingBlock)
 	clear(p.stack[:cap(p.stack)])
-	sc.pending, sc.stack, sc.buf = p.pending, p.stack[:0], p.buf[:0]
-	p.pending, p.stack, p.buf = tokenQueue{}, nil, nil
+	clear(p.ns[:cap(p.ns)]) // prefixes and namespace names are slices of the message
+	clear(p.nsIndex)
+	sc.pending, sc.stack, sc.buf, sc.ns, sc.nsIndex = p.pending, p.stack[:0], p.buf[:0], p.ns[:0], p.nsIndex
+	p.pending, p.stack, p.buf, p.ns, p.nsIndex = tokenQueue{}, nil, nil, nil, nil
 	xmlScratchPool.Put(sc)
 }
 
@@ -78,6 +101,9 @@ type xmlParser struct {
 	elements int
 	rootSeen bool
 
+	ns      []nsDecl         // prefix declarations in scope, innermost last
+	nsIndex map[string]int32 // prefix -> its innermost binding in ns, once ns grew long
+
 	nodes *arena // where the tree's nodes come from
 }
 
@@ -85,6 +111,7 @@ type openElement struct {
 	el                 *etree.Element
 	nameStart, nameEnd int // its name as written, to match the end tag byte for byte
 	first              int // index in pending of its first child
+	nsMark             int // len(ns) before its declarations
 }
 
 func (p *xmlParser) errorf(sentinel error, i int, format string, args ...any) error {
@@ -584,6 +611,9 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	} else {
 		el.Tag = s[nameStart:end]
 	}
+	// Most elements of a message declare nothing and use one prefix: only
+	// those that declare or use prefixes take the namespace checks.
+	namespaced := colon >= 0
 	empty := false
 	i = end
 	for {
@@ -608,11 +638,12 @@ func (p *xmlParser) startTag(i int) (int, error) {
 		if i == ws {
 			return 0, p.errorf(ErrNotXML, i, "attributes must be separated by white space")
 		}
-		aEnd, _, err := p.qname(i)
+		aEnd, aColon, err := p.qname(i)
 		if err != nil {
 			return 0, err
 		}
 		aname := s[i:aEnd]
+		namespaced = namespaced || aColon >= 0 || aname == "xmlns"
 		i = aEnd
 		for i < len(s) && isSpace(s[i]) {
 			i++
@@ -649,13 +680,20 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	if len(el.Attr) > 0 {
 		el.Attr = p.takeAttrs(el.Attr)
 	}
+	nsMark := len(p.ns)
+	if namespaced {
+		if err := p.namespaces(el, nameStart-1); err != nil {
+			return 0, err
+		}
+	}
 	p.pending.push(el)
 	if empty {
+		p.popNamespaces(nsMark)
 		if len(p.stack) == 0 {
 			p.rootSeen = true
 		}
 	} else {
-		p.stack = append(p.stack, openElement{el: el, nameStart: nameStart, nameEnd: end, first: p.pending.n})
+		p.stack = append(p.stack, openElement{el: el, nameStart: nameStart, nameEnd: end, first: p.pending.n, nsMark: nsMark})
 	}
 	return i, nil
 }
@@ -678,6 +716,7 @@ func (p *xmlParser) endTag(i int) (int, error) {
 		return 0, p.errorf(ErrNotXML, i, "end tag does not match the start tag")
 	}
 	p.adopt(top.el, top.first)
+	p.popNamespaces(top.nsMark)
 	p.stack = p.stack[:len(p.stack)-1]
 	if len(p.stack) == 0 {
 		p.rootSeen = true
@@ -822,6 +861,159 @@ func (q *tokenQueue) reset(keep int) {
 		q.blocks = q.blocks[:keep]
 	}
 	q.n, q.high = 0, 0
+}
+
+// nsDecl is one prefix declaration in scope.
+type nsDecl struct {
+	prefix, uri string
+	prev        int32 // index in ns of the binding it shadows, or -1; kept while indexed
+}
+
+// nsIndexFrom is how many declarations in scope are looked up by scanning;
+// beyond, nsIndex takes over. A real message has a handful in scope, a
+// hostile one up to MaxDepth*MaxAttributes, which a scan per name would make
+// quadratic.
+const nsIndexFrom = 16
+
+// namespaces applies Namespaces in XML 1.0 to a start tag that declares or
+// uses prefixes: it pushes the element's declarations, which apply to its own
+// names, then resolves every prefix it uses.
+func (p *xmlParser) namespaces(el *etree.Element, at int) error {
+	for k := range el.Attr {
+		a := &el.Attr[k]
+		switch {
+		case a.Space == "xmlns":
+			if err := p.declare(a.Key, a.Value, at); err != nil {
+				return err
+			}
+		case a.Space == "" && a.Key == "xmlns":
+			// xmlns="" (no default namespace) is XML 1.0; the reserved
+			// namespaces are never the default (Namespaces §3).
+			if a.Value == xmlNamespaceURI || a.Value == xmlnsNamespaceURI {
+				return p.errorf(ErrNamespace, at, "reserved namespace %q as the default namespace", a.Value)
+			}
+		}
+	}
+	switch el.Space {
+	case "":
+	case "xmlns":
+		return p.errorf(ErrNamespace, at, "element with the xmlns prefix")
+	default:
+		if _, ok := p.resolve(el.Space); !ok {
+			return p.errorf(ErrNamespace, at, "undeclared element prefix %.64q", el.Space)
+		}
+	}
+	for k := range el.Attr {
+		a := &el.Attr[k]
+		if a.Space == "" || a.Space == "xmlns" {
+			continue
+		}
+		uri, ok := p.resolve(a.Space)
+		if !ok {
+			return p.errorf(ErrNamespace, at, "undeclared attribute prefix %.64q", a.Space)
+		}
+		// §6.3: a:x and b:x are one attribute when a and b are bound to one
+		// namespace (one prefix twice was refused as a plain duplicate).
+		for m := 0; m < k; m++ {
+			b := &el.Attr[m]
+			if b.Key == a.Key && b.Space != a.Space && b.Space != "" && b.Space != "xmlns" {
+				if other, _ := p.resolve(b.Space); other == uri {
+					return p.errorf(ErrNamespace, at, "attributes %.64s:%.64s and %.64s:%.64s have one expanded name", b.Space, b.Key, a.Space, a.Key)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// declare checks the declaration xmlns:prefix="uri" and brings it in scope.
+func (p *xmlParser) declare(prefix, uri string, at int) error {
+	switch {
+	case prefix == "xmlns":
+		return p.errorf(ErrNamespace, at, "declaration of the xmlns prefix")
+	case prefix == "xml":
+		if uri != xmlNamespaceURI {
+			return p.errorf(ErrNamespace, at, "the xml prefix bound to another namespace")
+		}
+		return nil // bound by definition
+	case uri == "":
+		return p.errorf(ErrNamespace, at, "prefix %.64q undeclared (XML 1.1 only)", prefix)
+	case uri == xmlNamespaceURI || uri == xmlnsNamespaceURI:
+		return p.errorf(ErrNamespace, at, "prefix %.64q bound to the reserved namespace %q", prefix, uri)
+	}
+	p.push(prefix, uri)
+	return nil
+}
+
+func (p *xmlParser) push(prefix, uri string) {
+	b := nsDecl{prefix: prefix, uri: uri, prev: -1}
+	if len(p.nsIndex) > 0 || len(p.ns) >= nsIndexFrom {
+		if p.nsIndex == nil {
+			p.nsIndex = make(map[string]int32, 2*nsIndexFrom)
+		}
+		if len(p.nsIndex) == 0 { // build: the scope grew past the scan
+			for k := range p.ns {
+				q := &p.ns[k]
+				q.prev = -1
+				if prev, ok := p.nsIndex[q.prefix]; ok {
+					q.prev = prev
+				}
+				p.nsIndex[q.prefix] = int32(k)
+			}
+		}
+		if prev, ok := p.nsIndex[prefix]; ok {
+			b.prev = prev
+		}
+		p.nsIndex[prefix] = int32(len(p.ns))
+	}
+	p.ns = append(p.ns, b)
+}
+
+// popNamespaces takes the declarations from ns[mark:] out of scope.
+func (p *xmlParser) popNamespaces(mark int) {
+	if len(p.nsIndex) > 0 {
+		for k := len(p.ns) - 1; k >= mark; k-- {
+			if b := &p.ns[k]; b.prev >= 0 {
+				p.nsIndex[b.prefix] = b.prev
+			} else {
+				delete(p.nsIndex, b.prefix)
+			}
+		}
+	}
+	p.ns = p.ns[:mark]
+}
+
+// resolve returns the namespace prefix is bound to in scope.
+func (p *xmlParser) resolve(prefix string) (string, bool) {
+	if prefix == "xml" {
+		return xmlNamespaceURI, true
+	}
+	if len(p.nsIndex) > 0 {
+		k, ok := p.nsIndex[prefix]
+		return p.ns[k].uri, ok
+	}
+	for k := len(p.ns) - 1; k >= 0; k-- {
+		if p.ns[k].prefix == prefix {
+			return p.ns[k].uri, true
+		}
+	}
+	return "", false
+}
+
+// seed brings the declarations in scope at scope into scope, outermost
+// first, for a fragment that will be inserted there.
+func (p *xmlParser) seed(scope *etree.Element) {
+	var chain []*etree.Element
+	for e := scope; e != nil; e = e.Parent() {
+		chain = append(chain, e)
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		for _, a := range chain[i].Attr {
+			if a.Space == "xmlns" && a.Key != "xml" && a.Key != "xmlns" && a.Value != "" {
+				p.push(a.Key, a.Value)
+			}
+		}
+	}
 }
 
 func isSpace(c byte) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 )
 
 // parseSentinels are the errors parseXML may return.
-var parseSentinels = []error{ErrNotXML, ErrDTD, ErrTooDeep, ErrTooManyElements, ErrUnsupportedEncoding}
+var parseSentinels = []error{ErrNotXML, ErrNamespace, ErrDTD, ErrTooDeep, ErrTooManyElements, ErrUnsupportedEncoding}
 
 // etreeParse is the reference: etree's encoding/xml-based reader as
 // ParseEnvelope used it. A leading BOM is dropped, since encoding/xml keeps it
@@ -498,6 +499,136 @@ func TestParseXMLRejects(t *testing.T) {
 	}
 }
 
+// TestParseXMLNamespaces holds the parser to Namespaces in XML 1.0
+// everywhere in a document, signed or not: a backend that resolves the
+// names differently must never get a document at all.
+func TestParseXMLNamespaces(t *testing.T) {
+	const (
+		xmlNS   = "http://www.w3.org/XML/1998/namespace"
+		xmlnsNS = "http://www.w3.org/2000/xmlns/"
+	)
+	refused := []struct{ name, msg string }{
+		// Undeclared prefixes, on elements and attributes, at any depth.
+		{"undeclared root prefix", `<p:a/>`},
+		{"undeclared nested prefix", `<a><b><p:c/></b></a>`},
+		{"undeclared attribute prefix", `<a p:x="1"/>`},
+		{"undeclared nested attribute prefix", `<a xmlns:q="urn:q"><q:b p:x="1"/></a>`},
+		{"prefix out of scope after its element", `<a><b xmlns:p="urn:p"/><p:c/></a>`},
+		{"prefix out of scope after a sibling", `<a><b xmlns:p="urn:p"><p:c/></b><p:c/></a>`},
+		{"sibling declaration does not leak", `<a><b xmlns:p="urn:p"></b><c p:x="1"/></a>`},
+		{"end-tag prefix declared on a child only", `<a><p:b><c xmlns:p="urn:p"/></p:b></a>`},
+		{"soap body undeclared", `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><wsse:Security/></soap:Body></soap:Envelope>`},
+		// XML 1.1 undeclaration.
+		{"undeclare prefix", `<a xmlns:p="urn:p"><b xmlns:p=""><p:c/></b></a>`},
+		{"undeclare prefix unused", `<a xmlns:p=""/>`},
+		{"undeclare prefix single quotes", `<a xmlns:p=''/>`},
+		{"soap prefix undeclared on Body", `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body xmlns:soap=""/></soap:Envelope>`},
+		// The xml prefix and namespace.
+		{"xml prefix rebound", `<a xmlns:xml="urn:x"/>`},
+		{"xml prefix undeclared", `<a xmlns:xml=""/>`},
+		{"xml prefix case differs", `<a xmlns:xml="HTTP://www.w3.org/XML/1998/namespace"/>`},
+		{"other prefix bound to xml namespace", `<a xmlns:x="` + xmlNS + `"/>`},
+		{"xml namespace through a reference", `<a xmlns:x="&#104;ttp://www.w3.org/XML/1998/namespace"/>`},
+		{"xml namespace as default", `<a xmlns="` + xmlNS + `"/>`},
+		// The xmlns prefix and namespace.
+		{"xmlns prefix declared", `<a xmlns:xmlns="urn:x"/>`},
+		{"xmlns prefix declared to its own namespace", `<a xmlns:xmlns="` + xmlnsNS + `"/>`},
+		{"other prefix bound to xmlns namespace", `<a xmlns:x="` + xmlnsNS + `"/>`},
+		{"xmlns namespace as default", `<a xmlns="` + xmlnsNS + `"/>`},
+		{"element with xmlns prefix", `<xmlns:a/>`},
+		// §6.3: one expanded name twice.
+		{"two prefixes one namespace", `<a xmlns:p="urn:n" xmlns:q="urn:n" p:x="1" q:x="2"/>`},
+		{"inherited and local prefix one namespace", `<a xmlns:p="urn:n"><b xmlns:q="urn:n" p:x="1" q:x="2"/></a>`},
+		{"two prefixes one namespace, declared after use", `<a q:x="2" p:x="1" xmlns:p="urn:n" xmlns:q="urn:n"/>`},
+		{"three attributes, last two collide", `<a xmlns:p="urn:n" xmlns:q="urn:n" xmlns:r="urn:r" r:x="" p:x="" q:x=""/>`},
+		{"wsu Id twice", `<a xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:u="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" wsu:Id="body" u:Id="evil"/>`},
+		// Deep scopes switch to the index; its answers must be the same.
+		{"undeclared beyond the index", nestedDecls(40) + `<z:a/>` + closeNested(40)},
+		{"popped out of the index", nestedDecls(40) + closeNested(20) + `<p39:a/>` + closeNested(20)},
+		{"duplicate beyond the index", nestedDecls(40) + `<a xmlns:q="urn:3" p3:x="" q:x=""/>` + closeNested(40)},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := parseXML([]byte(tt.msg), Limits{})
+			if !errors.Is(err, ErrNamespace) {
+				t.Fatalf("err = %v, want ErrNamespace", err)
+			}
+			if doc != nil {
+				t.Fatal("document returned with an error")
+			}
+			if FaultCode(err) != "InvalidSecurity" {
+				t.Fatalf("fault %s", FaultCode(err))
+			}
+			// The oracle agrees wherever encoding/xml reads a document.
+			if ref, werr := etreeParse([]byte(tt.msg), Limits{}); werr == nil && nsViolation(&ref.Element) == "" {
+				t.Fatal("the oracle finds no violation")
+			}
+		})
+	}
+	// Names that are not QNames stay ErrNotXML: they are not even XML names
+	// a namespace-aware reader could split.
+	for _, msg := range []string{`<:a/>`, `<a:/>`, `<a:b:c xmlns:a="urn:a"/>`, `<a :x="1"/>`, `<a x:="1"/>`, `<a x:y:z="1" xmlns:x="urn:x"/>`, `<a xmlns:="urn:x"/>`} {
+		if _, err := parseXML([]byte(msg), Limits{}); !errors.Is(err, ErrNotXML) {
+			t.Errorf("%s: err = %v, want ErrNotXML", msg, err)
+		}
+	}
+	accepted := []string{
+		`<a xmlns="urn:d"><b xmlns=""/></a>`, // undeclaring the default namespace is XML 1.0
+		`<xml:a/>`,
+		`<a xml:lang="en" xml:space="preserve"/>`,
+		`<a xmlns:xml="` + xmlNS + `" xml:lang="en"/>`,
+		`<a xmlns:p="urn:p" xmlns:q="urn:q" p:x="1" q:x="2" x="3"/>`,
+		`<a xmlns:p="urn:p"><b xmlns:p="urn:q"><p:c/></b><p:c/></a>`,
+		`<p:a xmlns:p="urn:p"><p:b/></p:a>`,
+		`<a xmlns:p="urn:p" p:x="1" x="2"/>`, // {urn:p}x and x differ
+		`<a xmlns:xmlfoo="urn:x" xmlfoo:b=""/>`,
+		nestedDecls(40) + `<p0:a p39:x="" p1:y=""/>` + closeNested(40),
+		nestedDecls(40) + closeNested(20) + `<p19:a/>` + closeNested(20),
+	}
+	for _, msg := range accepted {
+		checkDifferential(t, fmt.Sprintf("%.40q", msg), []byte(msg))
+	}
+}
+
+// nestedDecls opens n elements, the i-th declaring pi bound to urn:i.
+func nestedDecls(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `<e xmlns:p%d="urn:%d">`, i, i)
+	}
+	return b.String()
+}
+
+func closeNested(n int) string { return strings.Repeat("</e>", n) }
+
+// TestParseXMLFragmentScope checks that a fragment resolves prefixes against
+// the declarations at its insertion point, and only there.
+func TestParseXMLFragmentScope(t *testing.T) {
+	host, err := parseXML([]byte(`<s:E xmlns:s="urn:s" xmlns:m="urn:m"><s:B xmlns:x="urn:x"><in/></s:B><s:H xmlns:h="urn:h"/></s:E>`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := host.Root().FindElement("s:B/in")
+	for _, frag := range []string{`<w><m:op x:a="1" s:b="2"/></w>`, `<w><x:op xmlns:x="urn:y"/></w>`, `<w>text</w>`} {
+		doc, err := parseXMLFragment(frag, Limits{}, new(arena), scope)
+		if err != nil {
+			t.Errorf("%s: %v", frag, err)
+			continue
+		}
+		if op := doc.Root().ChildElements(); len(op) > 0 && op[0].Space == "m" && op[0].Tag != "op" {
+			t.Errorf("%s: %v", frag, op[0])
+		}
+	}
+	for _, frag := range []string{`<w><h:op/></w>`, `<w><q:op/></w>`, `<w xmlns:m=""/>`, `<w><x:a x:b="" y:b="" xmlns:y="urn:x"/></w>`} {
+		if _, err := parseXMLFragment(frag, Limits{}, new(arena), scope); !errors.Is(err, ErrNamespace) {
+			t.Errorf("%s: err = %v, want ErrNamespace", frag, err)
+		}
+	}
+	if _, err := parseXMLString(`<w><m:op/></w>`, Limits{}, new(arena)); !errors.Is(err, ErrNamespace) {
+		t.Errorf("without a scope: err = %v, want ErrNamespace", err)
+	}
+}
+
 func TestParseXMLLimitsBoundary(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -530,11 +661,20 @@ func FuzzParseXMLDifferential(f *testing.F) {
 	for _, c := range differentialCases {
 		f.Add([]byte(c))
 	}
-	for _, c := range []string{"<a>&#xD800;</a>", "<!DOCTYPE a><a/>", "<a b='1' b='2'/>", "<a><?p?></a>", "<a>]]></a>", "<a:b:c/>"} {
+	for _, c := range []string{"<a>&#xD800;</a>", "<!DOCTYPE a><a/>", "<a b='1' b='2'/>", "<a><?p?></a>", "<a>]]></a>", "<a:b:c/>",
+		"<p:a/>", "<a xmlns:p=''/>", "<a xmlns:p='u' xmlns:q='u' p:x='' q:x=''/>", "<a xmlns:xml='u'/>", "<a><b xmlns:p='u'/><p:c/></a>",
+		nestedDecls(20) + "<p3:a p19:b=''/>" + closeNested(20)} {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		got, err := parseXML(msg, Limits{})
+		if errors.Is(err, ErrNamespace) {
+			// Refused for its namespaces: encoding/xml, which does not
+			// check them, must read it and the oracle find a violation.
+			if want, werr := etreeParse(msg, Limits{}); werr == nil && nsViolation(&want.Element) == "" {
+				t.Fatalf("refused (%v), but the oracle finds no namespace violation", err)
+			}
+		}
 		if err != nil {
 			if !isParseSentinel(err) {
 				t.Fatalf("error without a sentinel: %v", err)
@@ -556,6 +696,9 @@ func FuzzParseXMLDifferential(f *testing.F) {
 		}
 		if d := docShape(got); d != "" {
 			t.Fatal(d)
+		}
+		if v := nsViolation(&want.Element); v != "" {
+			t.Fatalf("accepted, but %s", v)
 		}
 	})
 }
@@ -602,32 +745,46 @@ func BenchmarkParseXMLEtree(b *testing.B) {
 
 // TestParseXMLGeneratedDifferential compares the parsers on documents built
 // from a small grammar with a fixed seed, which reaches far more accepted
-// shapes than byte-level fuzzing does.
+// shapes than byte-level fuzzing does. Prefixes are declared at the root
+// most of the time and (re)declared, undeclared or bound to the reserved
+// namespaces on the way down now and then, so that nsViolation, an
+// independent reading of Namespaces in XML 1.0 over the reference tree,
+// checks ErrNamespace both ways: every refusal is a violation, every
+// violation is refused.
 func TestParseXMLGeneratedDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
-	names := []string{"a", "p:a", "q:b", "é", "x.y-z_1", "ns:Ünï", "_", "a·b", "xml:lang", "xmlns:p", "xmlns"}
+	names := []string{"a", "p:a", "q:b", "é", "x.y-z_1", "ns:Ünï", "_", "a·b", "xml:lang", "xmlns:p", "xmlns",
+		"u:a", "r:b", "p:b", "xmlns:u", "xmlns:r", "xml:space"}
 	texts := []string{"x", " ", "\n", "\r\n", "\r", "\t", "&amp;", "&lt;", "&#x41;", "&#10;", "&#13;", "&#9;", "]", "]]", ">", "é€😀", "\"'", "&quot;&apos;", "\u00a0"}
+	nsValues := []string{"urn:p", "urn:q", "urn:r", "", xmlNamespaceURI, xmlnsNamespaceURI, "&#x75;rn:p", "http://www.w3.org/XML/1998/namespace ", "urn:p"}
 	var elem func(depth int) string
 	elem = func(depth int) string {
 		var b strings.Builder
 		name := pick(names...)
 		b.WriteString("<" + name)
+		if depth == 0 && rng.IntN(10) != 0 {
+			b.WriteString(` xmlns:p="urn:p" xmlns:q='urn:q' xmlns:ns="urn:ns"`)
+		}
 		used := map[string]bool{}
 		for n := rng.IntN(4); n > 0; n-- {
 			an := pick(names...)
-			if used[an] {
+			if used[an] || depth == 0 && strings.HasPrefix(an, "xmlns:") && an != "xmlns:u" && an != "xmlns:r" {
 				continue
 			}
 			used[an] = true
 			q := pick(`"`, `'`)
 			b.WriteString(pick(" ", "\n", "\t", "\r\n", "  ") + an + pick("=", " = ") + q)
-			for m := rng.IntN(4); m > 0; m-- {
-				v := pick(texts...)
-				if strings.Contains(v, q) {
-					v = "x"
+			if strings.HasPrefix(an, "xmlns") && rng.IntN(2) == 0 {
+				b.WriteString(pick(nsValues...))
+			} else {
+				for m := rng.IntN(4); m > 0; m-- {
+					v := pick(texts...)
+					if strings.Contains(v, q) {
+						v = "x"
+					}
+					b.WriteString(v)
 				}
-				b.WriteString(v)
 			}
 			b.WriteString(q)
 		}
@@ -651,8 +808,8 @@ func TestParseXMLGeneratedDifferential(t *testing.T) {
 		b.WriteString("</" + name + pick(">", " >", "\n>"))
 		return b.String()
 	}
-	compared := 0
-	for i := 0; i < 3000; i++ {
+	compared, nsRefused := 0, 0
+	for i := 0; i < 4000; i++ {
 		doc := pick("", "<?xml version=\"1.0\"?>", "<?xml version='1.0' encoding='utf-8'?>\r\n", "\xef\xbb\xbf") +
 			pick("", "<!-- head -->", "\n") + elem(0) + pick("", "\n", "<!-- tail -->")
 		if strings.Contains(doc, "]]>") && !strings.Contains(doc, "<![CDATA[") {
@@ -662,6 +819,11 @@ func TestParseXMLGeneratedDifferential(t *testing.T) {
 		want, werr := etreeParse([]byte(doc), Limits{})
 		switch {
 		case err != nil && werr != nil:
+		case errors.Is(err, ErrNamespace):
+			if v := nsViolation(&want.Element); v == "" {
+				t.Fatalf("%q: refused (%v), but the oracle finds no namespace violation", doc, err)
+			}
+			nsRefused++
 		case err != nil:
 			// Only our stricter rules may refuse: "]]>" split across
 			// generated texts, or a name the generator made invalid.
@@ -677,10 +839,86 @@ func TestParseXMLGeneratedDifferential(t *testing.T) {
 			if d := diffTree(&want.Element, &got.Element, ""); d != "" {
 				t.Fatalf("%q: %s", doc, d)
 			}
+			if v := nsViolation(&want.Element); v != "" {
+				t.Fatalf("%q: accepted, but %s", doc, v)
+			}
 			compared++
 		}
 	}
-	if compared < 2500 {
-		t.Fatalf("only %d of 3000 generated documents were compared", compared)
+	t.Logf("%d documents compared, %d refused for their namespaces", compared, nsRefused)
+	if compared < 1500 || nsRefused < 500 {
+		t.Fatalf("only %d compared and %d namespace refusals of 4000 generated documents", compared, nsRefused)
 	}
+}
+
+// nsViolation is the test oracle for ErrNamespace: an independent, plain
+// reading of Namespaces in XML 1.0 over a tree from the reference parser
+// (prefixes as written, attribute values not normalized). It returns the
+// first violation, or "".
+func nsViolation(root *etree.Element) string {
+	var walk func(el *etree.Element, scope map[string]string) string
+	walk = func(el *etree.Element, scope map[string]string) string {
+		if el.Tag != "" { // not the document
+			local := scope
+			for _, a := range el.Attr {
+				v := attrNorm(a.Value)
+				switch {
+				case a.Space == "xmlns":
+					switch {
+					case a.Key == "xmlns":
+						return "xmlns declared"
+					case a.Key == "xml" && v != xmlNamespaceURI:
+						return "xml bound elsewhere"
+					case a.Key != "xml" && (v == xmlNamespaceURI || v == xmlnsNamespaceURI):
+						return "prefix bound to a reserved namespace"
+					case v == "":
+						return "prefix undeclared"
+					}
+					if a.Key != "xml" {
+						local = maps.Clone(local)
+						local[a.Key] = v
+					}
+				case a.Space == "" && a.Key == "xmlns":
+					if v == xmlNamespaceURI || v == xmlnsNamespaceURI {
+						return "reserved default namespace"
+					}
+				}
+			}
+			resolve := func(prefix string) (string, bool) {
+				if prefix == "xml" {
+					return xmlNamespaceURI, true
+				}
+				uri, ok := local[prefix]
+				return uri, ok
+			}
+			if el.Space == "xmlns" {
+				return "element prefix xmlns"
+			}
+			if _, ok := resolve(el.Space); el.Space != "" && !ok {
+				return "undeclared element prefix " + el.Space
+			}
+			seen := map[[2]string]bool{}
+			for _, a := range el.Attr {
+				if a.Space == "" || a.Space == "xmlns" {
+					continue
+				}
+				uri, ok := resolve(a.Space)
+				if !ok {
+					return "undeclared attribute prefix " + a.Space
+				}
+				if seen[[2]string{uri, a.Key}] {
+					return "two attributes named {" + uri + "}" + a.Key
+				}
+				seen[[2]string{uri, a.Key}] = true
+			}
+			scope = local
+		}
+		for _, c := range el.ChildElements() {
+			if v := walk(c, scope); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	return walk(root, map[string]string{})
 }
