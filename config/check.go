@@ -22,6 +22,9 @@ type Problem struct {
 	Path string
 	// Line is the 1-based line of the problem, or 0 when unknown.
 	Line int
+	// Column is the 1-based column on Line, or 0 when unknown; it orders
+	// problems that share a line.
+	Column int
 	// Reason says what is wrong.
 	Reason string
 }
@@ -57,9 +60,14 @@ type Report struct {
 	Problems []Problem
 
 	partial *Config        // what decoded, defaults applied, problems or not
-	lines   map[string]int // YAML path -> line of its key or list item
+	lines   map[string]pos // YAML path -> place of its key or list item
 	bad     map[string]bool
 }
+
+// pos is a place in the file.
+type pos struct{ line, col int }
+
+func at(n *yaml.Node) pos { return pos{n.Line, n.Column} }
 
 // Partial returns what decoded, with defaults, even when there are problems.
 // It is for checks beyond the file (does a directory exist, do the secrets
@@ -68,20 +76,23 @@ func (r *Report) Partial() *Config { return r.partial }
 
 // Line returns the line of path, or of its nearest ancestor that is in the
 // file (a missing key is reported where its parent is); 0 when unknown.
-func (r *Report) Line(path string) int {
+func (r *Report) Line(path string) int { return r.pos(path).line }
+
+func (r *Report) pos(path string) pos {
 	for path != "" {
-		if l, ok := r.lines[path]; ok {
-			return l
+		if p, ok := r.lines[path]; ok {
+			return p
 		}
 		path = parentPath(path)
 	}
-	return 0
+	return pos{}
 }
 
 // Add records a problem found outside the file (the caller's I/O), located
 // by path, keeping Problems in order; Config becomes nil.
 func (r *Report) Add(path, reason string) {
-	r.Problems = append(r.Problems, Problem{Path: path, Line: r.Line(path), Reason: reason})
+	p := r.pos(path)
+	r.Problems = append(r.Problems, Problem{Path: path, Line: p.line, Column: p.col, Reason: reason})
 	r.Config = nil
 	sortProblems(r.Problems)
 }
@@ -103,7 +114,7 @@ func (r *Report) Troubled(path string) bool {
 // Validate finds. A document Check accepts decodes strictly (Load) to the
 // same Config; Report.Config is that Config, defaults applied.
 func Check(data []byte) (r *Report) {
-	r = &Report{lines: map[string]int{}, bad: map[string]bool{}}
+	r = &Report{lines: map[string]pos{}, bad: map[string]bool{}}
 	defer func() {
 		// yaml.v3 is third-party code handed operator input: a panic in it
 		// is a problem to report, never a crash.
@@ -130,7 +141,7 @@ func Check(data []byte) (r *Report) {
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
-		w.problem("", next.Line, "the file holds more than one YAML document (---); wsgate reads one")
+		w.problem("", at(&next), "the file holds more than one YAML document (---); wsgate reads one")
 	} else if !errors.Is(err, io.EOF) {
 		r.Problems = append(r.Problems, syntaxProblem(err))
 	}
@@ -152,7 +163,8 @@ func Check(data []byte) (r *Report) {
 		if !decoded && r.noise(fe.Path) {
 			continue
 		}
-		r.Problems = append(r.Problems, Problem{Path: fe.Path, Line: r.Line(fe.Path), Reason: fe.Reason})
+		p := r.pos(fe.Path)
+		r.Problems = append(r.Problems, Problem{Path: fe.Path, Line: p.line, Column: p.col, Reason: fe.Reason})
 	}
 	r.Problems = dedupe(r.Problems)
 	sortProblems(r.Problems)
@@ -218,7 +230,7 @@ func sortProblems(ps []Problem) {
 	slices.SortStableFunc(ps, func(a, b Problem) int {
 		switch {
 		case a.Line == b.Line:
-			return 0
+			return a.Column - b.Column
 		case a.Line == 0:
 			return 1
 		case b.Line == 0:
@@ -259,7 +271,7 @@ func parentPath(path string) string {
 	return ""
 }
 
-var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+var plainKeyRE = regexp.MustCompile(`^([A-Za-z0-9_-]+|<<)$`)
 
 // keyPath appends a mapping key to a YAML path, quoting keys that are not
 // plain names so that a path stays unambiguous and on one line.

@@ -530,7 +530,7 @@ func (o *OAuth) validate(v *validator, p string) {
 	slices.Sort(claims) // deterministic error order
 	for _, claim := range claims {
 		h := o.ForwardClaims[claim]
-		cp := p + ".forward_claims." + claim
+		cp := keyPath(p+".forward_claims", claim)
 		canon := http.CanonicalHeaderKey(h)
 		switch {
 		case strings.TrimSpace(claim) == "":

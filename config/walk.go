@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -29,14 +30,14 @@ type walker struct {
 
 func valueOf(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
 
-func (w *walker) problem(path string, line int, format string, args ...any) {
-	w.r.Problems = append(w.r.Problems, Problem{Path: path, Line: line, Reason: fmt.Sprintf(format, args...)})
+func (w *walker) problem(path string, at pos, format string, args ...any) {
+	w.r.Problems = append(w.r.Problems, Problem{Path: path, Line: at.line, Column: at.col, Reason: fmt.Sprintf(format, args...)})
 }
 
 // fail reports a value that did not decode; validation problems that follow
 // from it are dropped (see Report.noise).
-func (w *walker) fail(path string, line int, format string, args ...any) {
-	w.problem(path, line, format, args...)
+func (w *walker) fail(path string, at pos, format string, args ...any) {
+	w.problem(path, at, format, args...)
 	w.r.bad[path] = true
 }
 
@@ -48,7 +49,7 @@ func (w *walker) tick() bool {
 	w.visits++
 	if w.visits > maxVisits {
 		w.over = true
-		w.problem("", 0, "the document is too large once its aliases are expanded")
+		w.problem("", pos{}, "the document is too large once its aliases are expanded")
 		return false
 	}
 	return true
@@ -61,7 +62,7 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 	if !w.tick() {
 		return
 	}
-	line := n.Line // the place of use, also for an alias
+	line := at(n) // the place of use, also for an alias
 	if n.Kind == yaml.AliasNode {
 		if n.Alias == nil {
 			w.fail(path, line, "unknown alias *%s", n.Value)
@@ -116,10 +117,10 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, e := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			w.r.lines[p] = e.Line
+			w.r.lines[p] = at(e)
 			if isNull(e) {
 				// yaml.v3 would drop the item and renumber the rest.
-				w.fail(p, e.Line, "empty list item")
+				w.fail(p, at(e), "empty list item")
 				continue
 			}
 			w.decode(e, s.Index(i), p)
@@ -131,12 +132,27 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		p := reflect.New(t)
-		if err := n.Decode(p.Interface()); err != nil {
+		err := n.Decode(p.Interface())
+		if err == nil && isInt(t) && n.ShortTag() == "!!float" {
+			err = errFraction // yaml.v3 would cut 1.5 to 1
+		}
+		if err != nil {
 			w.fail(path, line, "want %s, got %s", want(t), describe(n))
 			return
 		}
 		v.Set(p.Elem())
 	}
+}
+
+var errFraction = errors.New("a fraction for a whole number")
+
+func isInt(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 // isNull reports a null scalar: ~, null, or nothing at all.
@@ -199,7 +215,7 @@ func (w *walker) pairs(n *yaml.Node, path string, depth int) []pair {
 		k, val := n.Content[i], n.Content[i+1]
 		if isMergeKey(k) {
 			if mergeLine != 0 {
-				w.fail(keyPath(path, "<<"), k.Line, "duplicate merge key (first at line %d)", mergeLine)
+				w.fail(keyPath(path, "<<"), at(k), "duplicate merge key (first at line %d)", mergeLine)
 				continue
 			}
 			mergeLine = k.Line
@@ -212,7 +228,7 @@ func (w *walker) pairs(n *yaml.Node, path string, depth int) []pair {
 		}
 		p := keyPath(path, name)
 		if first, dup := seen[name]; dup {
-			w.fail(p, k.Line, "duplicate key (first at line %d)", first)
+			w.fail(p, at(k), "duplicate key (first at line %d)", first)
 			continue
 		}
 		seen[name] = k.Line
@@ -240,7 +256,7 @@ func isMergeKey(k *yaml.Node) bool {
 func (w *walker) mergeSources(m *yaml.Node, path string, depth int) []*yaml.Node {
 	p := keyPath(path, "<<")
 	if depth >= maxMergeDepth {
-		w.fail(p, m.Line, "merge keys nest too deep")
+		w.fail(p, at(m), "merge keys nest too deep")
 		return nil
 	}
 	one := func(n *yaml.Node) *yaml.Node {
@@ -248,7 +264,7 @@ func (w *walker) mergeSources(m *yaml.Node, path string, depth int) []*yaml.Node
 			n = n.Alias
 		}
 		if n.Kind != yaml.MappingNode {
-			w.fail(p, n.Line, "a merge key needs a mapping or a list of mappings, got %s", describe(n))
+			w.fail(p, at(n), "a merge key needs a mapping or a list of mappings, got %s", describe(n))
 			return nil
 		}
 		return n
@@ -275,15 +291,15 @@ func (w *walker) keyName(k *yaml.Node, path string) (string, bool) {
 	}
 	switch {
 	case k.Kind != yaml.ScalarNode:
-		w.fail(path, k.Line, "a key must be a name, got %s", describe(k))
+		w.fail(path, at(k), "a key must be a name, got %s", describe(k))
 		return "", false
 	case isNull(k):
-		w.fail(path, k.Line, "empty key")
+		w.fail(path, at(k), "empty key")
 		return "", false
 	}
 	var s string
 	if err := k.Decode(&s); err != nil {
-		w.fail(path, k.Line, "unusable key %s", describe(k))
+		w.fail(path, at(k), "unusable key %s", describe(k))
 		return "", false
 	}
 	return s, true
@@ -298,7 +314,7 @@ func (w *walker) structMapping(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for _, p := range pairs {
 		kp := keyPath(path, p.name)
-		w.r.lines[kp] = p.key.Line
+		w.r.lines[kp] = at(p.key)
 		idx, ok := fields.index[p.name]
 		if !ok {
 			w.unknownKey(kp, p, fields.names, present, path)
@@ -311,10 +327,10 @@ func (w *walker) structMapping(n *yaml.Node, v reflect.Value, path string) {
 func (w *walker) unknownKey(kp string, p pair, names []string, present map[string]bool, parent string) {
 	best, ok := nearest(p.name, names)
 	if !ok {
-		w.problem(kp, p.key.Line, "unknown key; valid here: %s", strings.Join(names, ", "))
+		w.problem(kp, at(p.key), "unknown key; valid here: %s", strings.Join(names, ", "))
 		return
 	}
-	w.problem(kp, p.key.Line, "unknown key; did you mean %s?", best)
+	w.problem(kp, at(p.key), "unknown key; did you mean %s?", best)
 	if !present[best] {
 		// "trust: required" after "trsut" is the same mistake.
 		w.r.bad[keyPath(parent, best)] = true
@@ -326,7 +342,7 @@ func (w *walker) mapMapping(n *yaml.Node, v reflect.Value, path string) {
 	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
 	for _, p := range w.pairs(n, path, 0) {
 		kp := keyPath(path, p.name)
-		w.r.lines[kp] = p.key.Line
+		w.r.lines[kp] = at(p.key)
 		e := reflect.New(t.Elem()).Elem()
 		w.decode(p.val, e, kp)
 		m.SetMapIndex(reflect.ValueOf(p.name).Convert(t.Key()), e)
