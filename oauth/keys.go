@@ -202,8 +202,8 @@ func publicKey(kid, alg string, pub any) (*Key, error) {
 }
 
 // ParseJWKS reads a JSON JWK Set. Entries that are not usable signature
-// verification keys (use other than sig, symmetric keys, weak RSA, unknown
-// types) are skipped and counted in Skipped; private members are dropped.
+// verification keys (use other than sig, key_ops without verify, symmetric
+// keys, weak RSA, unknown types) are skipped and counted in Skipped; private members are dropped.
 func ParseJWKS(data []byte) (*KeySet, error) {
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -215,11 +215,7 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 	skipped := 0
 	for _, r := range raw.Keys {
 		var jwk jose.JSONWebKey
-		if err := jwk.UnmarshalJSON(r); err != nil {
-			skipped++
-			continue
-		}
-		if jwk.Use != "" && jwk.Use != "sig" {
+		if err := jwk.UnmarshalJSON(r); err != nil || !mayVerify(r) {
 			skipped++
 			continue
 		}
@@ -241,6 +237,43 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 		keys = append(keys, k)
 	}
 	return newKeySet(keys, skipped)
+}
+
+// mayVerify reports whether a JWK's intended use allows verifying
+// signatures (RFC 7517): "use", when present, must be "sig" (4.2), and
+// "key_ops", when present, an array of distinct strings holding "verify"
+// (4.3). Values are case-sensitive; go-jose does not read key_ops.
+func mayVerify(raw json.RawMessage) bool {
+	var m struct {
+		Use    *json.RawMessage `json:"use"`
+		KeyOps *json.RawMessage `json:"key_ops"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	if m.Use != nil {
+		var use string
+		if json.Unmarshal(*m.Use, &use) != nil || use != "sig" {
+			return false
+		}
+	}
+	if m.KeyOps != nil { // null unmarshals as absent
+		var ops []string
+		if json.Unmarshal(*m.KeyOps, &ops) != nil {
+			return false
+		}
+		verify := false
+		seen := make(map[string]bool, len(ops))
+		for _, op := range ops {
+			if seen[op] {
+				return false // "Duplicate key operation values MUST NOT be present"
+			}
+			seen[op] = true
+			verify = verify || op == "verify"
+		}
+		return verify
+	}
+	return true
 }
 
 // ParsePublicKeyPEM reads PEM PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE blocks.

@@ -1,7 +1,10 @@
 package oauth
 
 import (
+	"context"
+	"crypto"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"strings"
@@ -112,4 +115,88 @@ func FuzzParseJWKS(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseJWKSKeyUse: RFC 7517 4.2 and 4.3. A key whose "use" is not "sig",
+// or whose "key_ops" does not allow "verify" (or is malformed), must never
+// verify a token: it is skipped, and a token naming it meets ErrUnknownKey.
+func TestParseJWKSKeyUse(t *testing.T) {
+	k := tk(t)
+	// with renders pubJWK(kid, key) with extra members set (nil deletes one).
+	with := func(kid string, key crypto.Signer, extra map[string]any) json.RawMessage {
+		b, err := json.Marshal(pubJWK(kid, "RS256", key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range extra {
+			if v == nil {
+				delete(m, name)
+			} else {
+				m[name] = v
+			}
+		}
+		if b, err = json.Marshal(m); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		extra  map[string]any
+		usable bool
+	}{
+		{"use sig", map[string]any{}, true},
+		{"no use, no key_ops", map[string]any{"use": nil}, true},
+		{"key_ops verify", map[string]any{"use": nil, "key_ops": []string{"verify"}}, true},
+		{"key_ops sign and verify", map[string]any{"use": nil, "key_ops": []string{"sign", "verify"}}, true},
+		{"use sig and key_ops verify", map[string]any{"key_ops": []string{"verify"}}, true},
+		{"key_ops null", map[string]any{"use": nil, "key_ops": json.RawMessage("null")}, true},
+
+		{"use enc", map[string]any{"use": "enc"}, false},
+		{"use SIG (values are case-sensitive)", map[string]any{"use": "SIG"}, false},
+		{"use empty string", map[string]any{"use": ""}, false},
+		{"key_ops sign only", map[string]any{"use": nil, "key_ops": []string{"sign"}}, false},
+		{"key_ops encrypt", map[string]any{"use": nil, "key_ops": []string{"encrypt", "wrapKey"}}, false},
+		{"key_ops empty", map[string]any{"use": nil, "key_ops": []string{}}, false},
+		{"key_ops Verify (values are case-sensitive)", map[string]any{"use": nil, "key_ops": []string{"Verify"}}, false},
+		{"key_ops with a duplicate", map[string]any{"use": nil, "key_ops": []string{"verify", "verify"}}, false},
+		{"key_ops a string", map[string]any{"use": nil, "key_ops": "verify"}, false},
+		{"key_ops not strings", map[string]any{"use": nil, "key_ops": []any{1}}, false},
+		{"use sig but key_ops without verify", map[string]any{"key_ops": []string{"sign"}}, false},
+		{"use enc but key_ops verify", map[string]any{"use": "enc", "key_ops": []string{"verify"}}, false},
+		{"use not a string", map[string]any{"use": 1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// A usable key "a" keeps the set non-empty; "b" is the key under test.
+			doc, err := json.Marshal(map[string]any{"keys": []json.RawMessage{with("a", k.rsa, nil), with("b", k.rsa2, tc.extra)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := ParseJWKS(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newClock()
+			v, err := NewValidator(Options{Issuer: testIssuer, Audience: []string{testAudience},
+				Algorithms: []string{"RS256"}, Keys: StaticKeys{set}, Now: c.Now, DisableCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Validate(context.Background(), mint(t, jose.RS256, k.rsa2, "b", baseClaims(), nil))
+			if tc.usable {
+				if err != nil || set.Len() != 2 {
+					t.Fatalf("a usable key was refused: %v (%d keys)", err, set.Len())
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnknownKey) || set.Len() != 1 {
+				t.Fatalf("Validate with the unusable key: %v (%d keys), want ErrUnknownKey", err, set.Len())
+			}
+		})
+	}
 }
