@@ -2,6 +2,8 @@ package wssec
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -226,7 +228,13 @@ type samlToken struct {
 
 type subjectConfirmation struct {
 	method string
-	keys   []crypto.PublicKey // holder-of-key keys from SubjectConfirmationData/KeyInfo
+	keys   []hokKey // holder-of-key keys from SubjectConfirmationData/KeyInfo
+}
+
+// hokKey is a holder-of-key key, with its certificate when one was sent.
+type hokKey struct {
+	pub  crypto.PublicKey
+	cert *x509.Certificate // nil for a KeyValue
 }
 
 // classified is err that also answers errors.Is for class, the sentinel
@@ -730,8 +738,8 @@ func subjectConfirmations(a *etree.Element, skew time.Duration, now time.Time) (
 
 // keyInfoKeys returns the keys of a holder-of-key ds:KeyInfo: X509Data
 // certificates and RSA KeyValues.
-func keyInfoKeys(ki *etree.Element) ([]crypto.PublicKey, error) {
-	var keys []crypto.PublicKey
+func keyInfoKeys(ki *etree.Element) ([]hokKey, error) {
+	var keys []hokKey
 	for _, child := range samlChildren(ki) {
 		switch {
 		case samlIs(child, NSDSig, "X509Data"):
@@ -747,7 +755,7 @@ func keyInfoKeys(ki *etree.Element) ([]crypto.PublicKey, error) {
 				if err != nil {
 					return nil, invalidSAML(ErrSAMLMalformed, "holder-of-key certificate: %v", err)
 				}
-				keys = append(keys, cert.PublicKey)
+				keys = append(keys, hokKey{pub: cert.PublicKey, cert: cert})
 			}
 		case samlIs(child, NSDSig, "KeyValue"):
 			for _, kv := range samlChildren(child) {
@@ -758,7 +766,7 @@ func keyInfoKeys(ki *etree.Element) ([]crypto.PublicKey, error) {
 				if err != nil {
 					return nil, err
 				}
-				keys = append(keys, key)
+				keys = append(keys, hokKey{pub: key})
 			}
 		}
 	}
@@ -808,7 +816,7 @@ func (t *samlToken) confirm(p *SAMLPolicy, security, el *etree.Element, msg SAML
 		}
 		switch c.method {
 		case ConfirmHolderOfKey:
-			if msg.SignerKey != nil && slices.ContainsFunc(c.keys, func(k crypto.PublicKey) bool { return sameKey(k, msg.SignerKey) }) {
+			if msg.SignerKey != nil && slices.ContainsFunc(c.keys, func(k hokKey) bool { return sameKey(k.pub, msg.SignerKey) }) {
 				t.Confirmation = c.method
 				return nil
 			}
@@ -953,11 +961,13 @@ func samlKeyInfoAssertion(keyInfo *etree.Element) (string, bool) {
 
 // HolderOfKeySigner is for a message whose signature's KeyInfo names the
 // assertion (holder-of-key, as WSS4J writes it): it verifies the assertion
-// and returns it with the holder-of-key certificate or key that must have
-// made the message signature. ok is false when keyInfo does not name an
-// assertion. The caller verifies the message signature with key, then runs
-// Verify (which will accept the assertion as holder-of-key only).
-func (p *SAMLPolicy) HolderOfKeySigner(root, security, keyInfo *etree.Element, now time.Time) (key crypto.PublicKey, ok bool, err error) {
+// and returns the holder-of-key certificate that must have made the message
+// signature (for a KeyValue, a certificate carrying only the key). ok is
+// false when keyInfo does not name an assertion. The caller verifies the
+// message signature with it, then runs Verify, which accepts the assertion
+// as holder-of-key (the key did not come from the message trust set, so
+// sender-vouches cannot hold).
+func (p *SAMLPolicy) HolderOfKeySigner(root, security, keyInfo *etree.Element, now time.Time) (cert *x509.Certificate, ok bool, err error) {
 	id, named := samlKeyInfoAssertion(keyInfo)
 	if !named {
 		return nil, false, nil
@@ -977,9 +987,79 @@ func (p *SAMLPolicy) HolderOfKeySigner(root, security, keyInfo *etree.Element, n
 		return nil, true, failedSAML(ErrSAMLConfirmation, "holder-of-key is not allowed on this route")
 	}
 	for _, c := range tok.confirmations {
-		if c.method == ConfirmHolderOfKey && len(c.keys) > 0 {
-			return c.keys[0], true, nil
+		if c.method != ConfirmHolderOfKey || len(c.keys) != 1 {
+			continue
+		}
+		k := c.keys[0]
+		if err := checkHolderKey(k, now); err != nil {
+			return nil, true, err
+		}
+		if k.cert != nil {
+			return k.cert, true, nil
+		}
+		spki, err := x509.MarshalPKIXPublicKey(k.pub)
+		if err != nil {
+			return nil, true, invalidSAML(ErrSAMLMalformed, "holder-of-key key: %v", err)
+		}
+		return &x509.Certificate{PublicKey: k.pub, RawSubjectPublicKeyInfo: spki}, true, nil
+	}
+	return nil, true, failedSAML(ErrSAMLConfirmation, "the assertion names no single holder-of-key key")
+}
+
+// checkHolderKey applies the message signer's key rules to a holder-of-key
+// key the issuer vouched for: strength, and validity when it came as a
+// certificate.
+func checkHolderKey(k hokKey, now time.Time) error {
+	switch pub := k.pub.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < samlMinRSABits {
+			return fmt.Errorf("%w: holder-of-key RSA-%d", ErrWeakKey, pub.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Errorf("%w: holder-of-key curve", ErrWeakKey)
+		}
+	default:
+		return invalidSAML(ErrSAMLMalformed, "holder-of-key key type %T", pub)
+	}
+	if k.cert != nil && (now.Before(k.cert.NotBefore) || now.After(k.cert.NotAfter)) {
+		return fmt.Errorf("%w: holder-of-key certificate", ErrCertificateExpired)
+	}
+	return nil
+}
+
+// isSAMLSecurityChild reports whether a child of the Security header is one
+// the SAML step processes: the assertion and token references to it.
+func isSAMLSecurityChild(el *etree.Element) bool {
+	if samlIs(el, NSSAML2, "Assertion") {
+		return true
+	}
+	if samlIs(el, NSWSSE, "SecurityTokenReference") {
+		_, ok := strAssertionID(el)
+		return ok
+	}
+	return false
+}
+
+// keepInOrder returns kept and extra, in the document order of order.
+func keepInOrder(order, kept []*etree.Element, extra []*etree.Element) []*etree.Element {
+	if len(extra) == 0 {
+		return kept
+	}
+	want := make(map[*etree.Element]bool, len(kept)+len(extra))
+	for _, el := range kept {
+		want[el] = true
+	}
+	for _, el := range extra {
+		want[el] = true
+	}
+	out := make([]*etree.Element, 0, len(want))
+	for _, el := range order {
+		if want[el] {
+			out = append(out, el)
 		}
 	}
-	return nil, true, failedSAML(ErrSAMLConfirmation, "the assertion names no holder-of-key key")
+	return out
 }

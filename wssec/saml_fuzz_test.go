@@ -46,7 +46,7 @@ func FuzzSAMLAssertion(f *testing.F) {
 		binding := SAMLMessage{SignerKey: key, SignerTrusted: true, Signed: func(*etree.Element) bool { return true }, Body: env.Body}
 		for _, c := range samlChildren(sec) {
 			if kids := samlChildren(c); samlIs(c, NSDSig, "Signature") && len(kids) == 3 {
-				if k, ok, err := p.HolderOfKeySigner(env.Envelope, sec, kids[2], goldenNow); ok && err == nil && k == nil {
+				if c, ok, err := p.HolderOfKeySigner(env.Envelope, sec, kids[2], goldenNow); ok && err == nil && c == nil {
 					t.Fatal("HolderOfKeySigner returned no key and no error")
 				}
 			}

@@ -182,13 +182,14 @@ func runSAML(t *testing.T, p *SAMLPolicy, msg []byte, hok bool, now time.Time) (
 				keyInfo = samlChildren(c)[2]
 			}
 		}
-		var ok bool
-		if key, ok, err = p.HolderOfKeySigner(env.Envelope, sec, keyInfo, now); !ok || err != nil {
-			if !ok {
-				t.Fatal("HolderOfKeySigner did not recognize the SAML KeyInfo")
-			}
+		cert, ok, err := p.HolderOfKeySigner(env.Envelope, sec, keyInfo, now)
+		if !ok {
+			t.Fatal("HolderOfKeySigner did not recognize the SAML KeyIdentifier")
+		}
+		if err != nil {
 			return nil, err
 		}
+		key = cert.PublicKey
 	}
 	binding, sec, err := testBinding(t, env, goldenCerts{goldenCert(t, "ca")}, key)
 	if err != nil {
