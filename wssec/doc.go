@@ -15,11 +15,42 @@
 //     the element at /Envelope/Body of the tree it parsed, and it is accepted
 //     only if that very node (by identity, not by ID or name) was digested by
 //     a Reference of a SignatureValue made by a trusted key. Callers forward
-//     that tree (Verified.Bytes), never the bytes that came in. Together this
+//     what Verified.Bytes writes from that tree, never the bytes that came
+//     in. Together this
 //     defeats XML Signature Wrapping: a signed Body moved into a header, a
 //     Security header or a ds:Object, re-IDed, nested in a new Body, a second
 //     Body, a second Security header, IDs duplicated under any ID-like
 //     attribute, a signature over the token only.
+//   - Only what was verified is forwarded. Verified.Bytes does not copy the
+//     input: it writes a new envelope from the checked tree, and any shape
+//     it could not reproduce faithfully is refused before. The rule:
+//     Envelope (its namespace declarations only) holds at most one Header
+//     and one Body, nothing else; the Header (namespace declarations only)
+//     holds the processed Security, reduced to what was processed (the
+//     Signature, the Timestamp, the token the key came from, UsernameTokens
+//     when checked) or stripped, the header blocks a verified reference
+//     covers, and the unsigned blocks Policy.ForwardUnsignedHeaders names;
+//     then the verified Body. No comments (exc-c14n does not sign them, and
+//     admin<!---->.evil would read as "admin"), CDATA re-written as text, so
+//     every text is one node; attribute tabs and newlines as references.
+//     Reduce rather than refuse an understood but unchecked token: it is
+//     harmless to verification, and dropping it keeps interop with stacks
+//     that add one. What the backend could read differently is refused
+//     instead: an Envelope with other children, text or encodingStyle;
+//     a Body, Envelope or Header look-alike in a SOAP namespace anywhere,
+//     any element named Body, Security, UsernameToken, Timestamp,
+//     BinarySecurityToken or Action in the Header outside its place; a
+//     Security child wssec does not process (EncryptedKey, SAML, ...:
+//     ErrUnprocessedSecurityElement); WS-Addressing headers (2005/08,
+//     2004/08, 2004/03, 2003/03) repeated or mixed; an ID repeated under
+//     any ID-like attribute (wsu:Id, Id, ID, id, xml:id, AssertionID).
+//     Verified.Action is the signed wsa:Action, for the edge to compare
+//     with SOAPAction. A mustUnderstand header that would be dropped (not
+//     signed, not allowed) is refused with ErrMustUnderstand, whatever its
+//     actor or role but SOAP 1.2's none: wsgate stands for the ultimate
+//     receiver and "next", and dropping a header meant for another node
+//     would change what the message means to it. Forwarded headers are
+//     relayed for the backend to understand.
 //   - Keys are trusted only through the configured anchors: embedded tokens
 //     must chain to them; SKI, thumbprint and issuer/serial references are
 //     looked up among them only, never in the message. Validity, key usage
@@ -44,8 +75,11 @@
 //
 // Out of scope: XML Encryption, SAML tokens, symmetric (HMAC) signatures,
 // revocation (CRL/OCSP) and confidentiality of the message, which TLS gives.
-// A route without a Timestamp has only weak replay protection (a message is
-// remembered for the TTL); require the Timestamp wherever possible.
+// Exclusive c14n does not sign namespace declarations that only QNames in
+// content use (xsi:type="p:T"): a signer that relies on them must name them
+// in InclusiveNamespaces. A route without a Timestamp has only weak replay
+// protection (a message is remembered for the TTL); require the Timestamp
+// wherever possible.
 //
 // Errors are sentinels (errors.go), wrapped with detail for the log; the
 // client sees only FaultCode(err), the WS-Security fault code.

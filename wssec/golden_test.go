@@ -172,7 +172,7 @@ func goldenCases() []goldenCase {
 		{file: "xsw-body-in-header", want: ErrLookAlike, fault: invalid},
 		{file: "xsw-body-in-security", want: ErrUnprocessedSecurityElement, fault: unsupported},
 		{file: "xsw-body-new-id", want: ErrLookAlike, fault: invalid},
-		{file: "xsw-body-in-signature-object", want: ErrLookAlike, fault: invalid},
+		{file: "xsw-body-in-signature-object", want: ErrUnprocessedSecurityElement, fault: unsupported},
 		{file: "xsw-body-in-body", want: ErrLookAlike, fault: invalid},
 		{file: "xsw-timestamp", want: ErrLookAlike, fault: invalid},
 		{file: "xsw-id-attr", want: ErrLookAlike, fault: invalid},
@@ -246,6 +246,7 @@ func attackGoldenCases() []goldenCase {
 		"security-signatureconfirmation": ErrUnprocessedSecurityElement,
 		"security-unknown-element":       ErrUnprocessedSecurityElement,
 		"security-timestamp-foreign-ns":  ErrUnprocessedSecurityElement,
+		"security-signature-object":      ErrUnprocessedSecurityElement,
 	}
 	forwarded := []string{
 		"sanitize-comment-in-text", "sanitize-cdata", "sanitize-comments-everywhere",
@@ -483,6 +484,9 @@ func TestGoldenCoversEveryFile(t *testing.T) {
 	}
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".xml")
+		if strings.HasPrefix(name, "saml-") {
+			continue // saml_test.go's table covers those
+		}
 		if !covered[name] {
 			t.Errorf("%s has no row in goldenCases", name)
 		}

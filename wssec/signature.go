@@ -18,6 +18,11 @@ type signature struct {
 	value      []byte
 	keyInfo    *etree.Element
 	refs       []reference
+
+	// signedInfoSum is the digest of the canonical SignedInfo (its first
+	// method.hash.Size() bytes), set by verifyValue: what the signer signed,
+	// which the replay cache keys on rather than on the value's encoding.
+	signedInfoSum [64]byte
 }
 
 // reference is one ds:Reference.
@@ -46,7 +51,9 @@ func parseSignature(el *etree.Element, p Policy) (*signature, error) {
 		case child.Tag == "KeyInfo" && i == 2:
 			sig.keyInfo = child
 		case child.Tag == "Object" && i >= 2:
-			// Ignored: only what SignedInfo references counts.
+			// WS-Security signatures are detached: an Object would be
+			// forwarded unchecked inside the Security the backend trusts.
+			return nil, fmt.Errorf("%w: ds:Object in Signature", ErrUnprocessedSecurityElement)
 		default:
 			return nil, fmt.Errorf("%w: unexpected or misplaced %s in Signature", ErrMalformedSignature, child.Tag)
 		}

@@ -346,7 +346,7 @@ func (v *Verifier) planHeaders(env *Envelope, security *etree.Element, signed ma
 			case child == security, signed[child], v.Policy.forwardsUnsigned(ns, child.Tag):
 				plan.forward = append(plan.forward, child)
 			case mustUnderstand(child, env.Version):
-				return plan, fmt.Errorf("%w: {%.100s}%.64s", ErrMustUnderstand, ns, child.Tag)
+				return plan, &mustUnderstandError{HeaderName{Namespace: ns, Local: child.Tag}}
 			}
 		}
 	}
@@ -363,6 +363,19 @@ func (v *Verifier) planHeaders(env *Envelope, security *etree.Element, signed ma
 	}
 	return plan, nil
 }
+
+// mustUnderstandError is ErrMustUnderstand naming the header block, so that
+// a SOAP edge can write the SOAP 1.2 NotUnderstood header.
+type mustUnderstandError struct{ header HeaderName }
+
+func (e *mustUnderstandError) Error() string {
+	return fmt.Sprintf("%v: {%.100s}%.64s", ErrMustUnderstand, e.header.Namespace, e.header.Local)
+}
+
+func (e *mustUnderstandError) Unwrap() error { return ErrMustUnderstand }
+
+// NotUnderstood is the header block that was neither processed nor forwarded.
+func (e *mustUnderstandError) NotUnderstood() HeaderName { return e.header }
 
 // forwardsUnsigned reports whether the route forwards the header {ns}local
 // without a signature.
@@ -420,14 +433,14 @@ func textContent(el *etree.Element) string {
 	return b.String()
 }
 
-// verifyValue checks SignatureValue over the canonical SignedInfo.
+// verifyValue checks SignatureValue over the canonical SignedInfo, and keeps
+// the digest of the latter for the replay check.
 func (sig *signature) verifyValue(cert *x509.Certificate) error {
 	h := sig.method.hash.New()
 	if err := writeExcC14N(h, sig.signedInfo, sig.c14nPrefix); err != nil {
 		return fmt.Errorf("%w: canonicalizing SignedInfo: %v", ErrMalformedSignature, err)
 	}
-	var sum [64]byte
-	digest := h.Sum(sum[:0])
+	digest := h.Sum(sig.signedInfoSum[:0])
 	switch pub := cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if sig.method.key != keyRSA {
@@ -470,20 +483,26 @@ func (ref *reference) verifyDigest(target *etree.Element) error {
 	return nil
 }
 
-// checkReplay remembers (Created, SignatureValue, signer key) for the
-// message's lifetime, as WSS4J does, but under a cryptographic hash.
+// checkReplay remembers what was signed, the digest of the canonical
+// SignedInfo, under the signer's key, for the message's lifetime. Not the
+// SignatureValue (as WSS4J does): its encoding is malleable (ECDSA (r, s)
+// and (r, n-s) both verify, base64 may be wrapped any way), what it signs is
+// not. A signed Timestamp's Created is in the digest; an unsigned one is the
+// sender's to change, so it is not part of the key. The entry lives at least
+// the policy's TTL plus skew from now, longer if the Timestamp says so.
 func (v *Verifier) checkReplay(ctx context.Context, sig *signature, ts *timestamp, signer *x509.Certificate, now time.Time) error {
 	skew := v.Policy.futureSkew()
 	until := now.Add(v.Policy.ttl() + skew)
-	var created []byte
 	if ts != nil {
-		created = []byte(ts.createdRaw)
-		until = ts.created.Add(v.Policy.ttl() + skew)
-		if ts.expires.Add(skew).After(until) {
-			until = ts.expires.Add(skew)
+		if t := ts.created.Add(v.Policy.ttl() + skew); t.After(until) {
+			until = t
+		}
+		if t := ts.expires.Add(skew); t.After(until) {
+			until = t
 		}
 	}
-	key := replayKey("wsse-signature", created, sig.value, signer.RawSubjectPublicKeyInfo)
+	digest := sig.signedInfoSum[:sig.method.hash.Size()]
+	key := replayKey("wsse-signedinfo", []byte{byte(sig.method.hash)}, digest, signer.RawSubjectPublicKeyInfo)
 	seen, err := v.Replay.Remember(ctx, key, until)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrReplayUnavailable, err)

@@ -299,6 +299,12 @@ func attackCases() []attackCase {
 			return foreign("Timestamp", "2030-01-01T00:00:00Z")
 		})},
 
+		{"security-signature-object", func(d *doc) error {
+			obj := d.find("Signature").CreateElement("ds:Object")
+			obj.AddChild(foreign("Role", "admin"))
+			return nil
+		}},
+
 		// Sanitized: verified, and forwarded without what was not verified.
 		{"sanitize-comment-in-text", func(d *doc) error {
 			return splitText(d.find("ID"), "4", "2")
