@@ -1,6 +1,8 @@
 # wsgate container image: a static binary on distroless, run as non-root.
 #
-#   docker build -t wsgate .
+#   docker build -t wsgate \
+#     --build-arg WSGATE_VERSION=$(git describe --tags --always --dirty) \
+#     --build-arg WSGATE_REVISION=$(git rev-parse HEAD) .
 #   docker run --rm wsgate version
 #
 # docker-compose.yml builds it for the demo deployment.
@@ -12,9 +14,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 COPY . .
+# .git is not in the build context, so Go cannot stamp the VCS revision:
+# `wsgate version` reports these instead (empty: "devel", and says so).
+ARG WSGATE_VERSION=""
+ARG WSGATE_REVISION=""
 # Static (no cgo), reproducible paths; the module's build info stays in the
 # binary for `wsgate version`.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/wsgate ./cmd/wsgate \
+RUN CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X main.version=${WSGATE_VERSION} -X main.revision=${WSGATE_REVISION}" \
+      -o /out/wsgate ./cmd/wsgate \
  && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/healthcheck ./deploy/healthcheck
 
 # --- run -----------------------------------------------------------------------
