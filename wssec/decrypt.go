@@ -163,6 +163,10 @@ type decryptor struct {
 	claimed  map[*etree.Element]bool // EncryptedData already unlocked
 	elements int                     // elements in the tree now
 	plain    int64                   // plaintext bytes inserted so far
+	// replaced maps each header block or Body child that a Type Element
+	// decryption replaced (an EncryptedData, an EncryptedHeader) to the
+	// element now in its place.
+	replaced map[*etree.Element]*etree.Element
 }
 
 func (p *DecryptPolicy) newDecryptor(env *Envelope, limits Limits) (*decryptor, error) {
@@ -196,6 +200,7 @@ func (p *DecryptPolicy) newDecryptor(env *Envelope, limits Limits) (*decryptor, 
 		key:      key,
 		done:     &Decryption{content: map[*etree.Element]bool{}, element: map[*etree.Element]bool{}},
 		claimed:  map[*etree.Element]bool{},
+		replaced: map[*etree.Element]*etree.Element{},
 		elements: countElements(env.Envelope),
 	}, nil
 }
@@ -717,6 +722,7 @@ func (d *decryptor) insert(ed *encryptedData, plain []byte) error {
 		d.done.content[parent] = true
 	} else {
 		d.done.element[newEl] = true
+		d.replaced[replaced] = newEl
 	}
 	return nil
 }

@@ -677,3 +677,41 @@ func encSigner(t testing.TB) *Signer {
 		Now:   encFixedNow,
 	}
 }
+
+// encSized is an envelope whose Body holds about size bytes of orders.
+func encSized(size int) string {
+	var b strings.Builder
+	b.WriteString(`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ord="urn:example:orders"><soapenv:Body><ord:Batch>`)
+	for i := 0; b.Len() < size; i++ {
+		fmt.Fprintf(&b, `<ord:Order id="%d"><ord:ID>%d</ord:ID><ord:Note>rush &amp; gift</ord:Note></ord:Order>`, i, i)
+	}
+	b.WriteString(`</ord:Batch></soapenv:Body></soapenv:Envelope>`)
+	return b.String()
+}
+
+// BenchmarkDecrypt parses and decrypts 2 KB and 1 MB envelopes (RSA-OAEP
+// 2048 unwrap, AES-128-GCM, parse of the plaintext), as the SOAP edge does.
+func BenchmarkDecrypt(b *testing.B) {
+	id := gatewayEnc(b)
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"2KB", 2 << 10}, {"1MB", 1 << 20}} {
+		b.Run(c.name, func(b *testing.B) {
+			msg := encrypt(b, encSized(c.size), EncryptOptions{})
+			p := DecryptPolicy{Identity: id, RequireEncrypted: []Part{PartBody}}
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				env, err := ParseEnvelope(msg, Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Decrypt(env, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+				env.Release()
+			}
+		})
+	}
+}
