@@ -1,12 +1,15 @@
 package wssec
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
@@ -34,14 +37,18 @@ const minRSABits = 2048
 // trustIndex is the route's trust set, prepared once per version of it.
 // It also memoizes what was learnt about certificates sent in messages
 // (parsed form, verified chain) so that a partner's token is parsed and
-// chain-checked once per trust version, not once per message.
+// chain-checked once per trust version, not once per message. Only
+// certificates whose chain verified are remembered, under the hash of their
+// DER, in memory of their own: nothing a refused message sent, and no slice
+// of any message, outlives the request (issue 11: one untrusted certificate
+// spelled many ways pinned each whole message).
 type trustIndex struct {
 	certs        []*x509.Certificate
 	roots        *x509.CertPool
 	bySKI        map[string]*x509.Certificate
 	byThumbprint map[[20]byte]*x509.Certificate
 
-	parsed   sync.Map // string(DER) -> *x509.Certificate
+	parsed   sync.Map // [32]byte SHA-256 of the DER -> *x509.Certificate, chained only
 	chained  sync.Map // *x509.Certificate -> validity window of its verified chain
 	memoized atomic.Int64
 }
@@ -52,21 +59,70 @@ const maxMemoized = 4096
 // chainWindow is when a verified chain is valid: every certificate in it is.
 type chainWindow struct{ notBefore, notAfter time.Time }
 
-// parseCertificate decodes and parses a base64 certificate from a message,
-// memoized on the text as sent, so a partner's token costs one map lookup.
+// parseCertificate decodes and parses a base64 certificate from a message.
+// A certificate that chained before costs a decode, a hash and a lookup
+// (on the stack for certificates up to maxStackCert); any other is parsed
+// from a copy of its own, and remembered by checkSigner only once its chain
+// verifies.
 func (t *trustIndex) parseCertificate(b64 string) (*signerToken, error) {
-	if c, ok := t.parsed.Load(b64); ok {
-		return &signerToken{cert: c.(*x509.Certificate)}, nil
-	}
-	der, err := decodeBase64(b64)
+	var buf [maxStackCert]byte
+	der, err := decodeBase64Into(buf[:0], b64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate is not base64", ErrInvalidToken)
 	}
-	token, err := parseCertificate(der)
-	if err == nil && t.memoized.Add(1) <= maxMemoized {
-		t.parsed.Store(b64, token.cert)
+	sum := sha256.Sum256(der)
+	if c, ok := t.parsed.Load(sum); ok {
+		return &signerToken{cert: c.(*x509.Certificate)}, nil
 	}
-	return token, err
+	token, err := parseCertificate(bytes.Clone(der)) // the certificate keeps slices of it
+	if err != nil {
+		return nil, err
+	}
+	token.memoKey, token.memoizable = sum, true
+	return token, nil
+}
+
+// maxStackCert is the DER size up to which a message certificate is decoded
+// on the stack; a typical one is 1 to 2 KB.
+const maxStackCert = 3 << 10
+
+// decodeBase64Into is decodeBase64 (white space dropped) decoding into
+// dst's spare capacity when it is large enough.
+func decodeBase64Into(dst []byte, s string) ([]byte, error) {
+	var arr [maxStackCert * 4 / 3]byte
+	src := arr[:0]
+	if len(s) > len(arr) {
+		src = make([]byte, 0, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			src = append(src, c)
+		}
+	}
+	if n := base64.StdEncoding.DecodedLen(len(src)); n > cap(dst) {
+		dst = make([]byte, 0, n)
+	}
+	n, err := base64.StdEncoding.Decode(dst[:cap(dst)], src)
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
+}
+
+// remember memoizes a token whose chain verified (without intermediates
+// from the message): its validity window and, for a certificate the message
+// sent, its parsed form under its hash.
+func (t *trustIndex) remember(token *signerToken, w chainWindow) {
+	if token.memoizable && t.memoized.Load() < maxMemoized {
+		if _, loaded := t.parsed.LoadOrStore(token.memoKey, token.cert); !loaded {
+			t.memoized.Add(1)
+		}
+	}
+	if t.memoized.Add(1) <= maxMemoized {
+		t.chained.Store(token.cert, w)
+	}
 }
 
 func newTrustIndex(certs []*x509.Certificate) *trustIndex {
@@ -189,6 +245,12 @@ func resolveSigner(keyInfo *etree.Element, ids *idIndex, trust *trustIndex) (*si
 type signerToken struct {
 	cert          *x509.Certificate
 	intermediates []*x509.Certificate
+
+	// memoKey is the SHA-256 of cert's DER when the message sent cert and it
+	// is not memoized yet (memoizable): checkSigner remembers it once its
+	// chain verifies.
+	memoKey    [32]byte
+	memoizable bool
 }
 
 func parseBinarySecurityToken(el *etree.Element, trust *trustIndex) (*signerToken, error) {
@@ -337,8 +399,8 @@ func checkSigner(token *signerToken, trust *trustIndex, now time.Time) error {
 	var invalid x509.CertificateInvalidError
 	switch {
 	case err == nil:
-		if len(token.intermediates) == 0 && trust.memoized.Add(1) <= maxMemoized {
-			trust.chained.Store(cert, windowOf(chains[0]))
+		if len(token.intermediates) == 0 {
+			trust.remember(token, windowOf(chains[0]))
 		}
 		return nil
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
