@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"wsgate/wssec"
 )
 
 // MemoryFactor is how many bytes of memory a request is assumed to need per
@@ -267,43 +265,6 @@ func (h *Handler) reserve(r *http.Request) (*reservation, error) {
 	}
 	res.held = n
 	return res, nil
-}
-
-// rejectBusy answers a request refused for lack of memory, before or while
-// its body was read: 503, Retry-After, and a soap:Server / env:Receiver
-// fault with no wsse code (the client's security header is not at fault).
-// The SOAP version comes from the Content-Type, since the body is not
-// parsed.
-func (h *Handler) rejectBusy(w http.ResponseWriter, r *http.Request, id string) {
-	v := wssec.SOAP11
-	if ct := r.Header.Get("Content-Type"); len(ct) >= len("application/soap+xml") &&
-		equalFoldASCII(ct[:len("application/soap+xml")], "application/soap+xml") {
-		v = wssec.SOAP12
-	}
-	h.logRejected(r, id, v, ErrBusy, "ServiceUnavailable", http.StatusServiceUnavailable)
-	h.decide(r, ErrBusy)
-	w.Header().Set("Retry-After", "1")
-	writeFault(w, fault{status: http.StatusServiceUnavailable, version: v, reason: reasonUnavailable,
-		receiver: true, upstream: true}, id)
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // readBody reads at most maxBody bytes of r, growing res to cover each

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"wsgate/internal/reqscope"
 	"wsgate/wssec"
 )
 
@@ -31,12 +32,6 @@ var (
 	errResponseEncoded    = errors.New("soap: the upstream response has a content encoding")
 	errResponseNotSOAP    = errors.New("soap: the upstream response is not a SOAP envelope")
 	errResponseSign       = errors.New("soap: signing the upstream response failed")
-)
-
-// Upstream failure fault strings: generic, like the WSS ones.
-const (
-	reasonBadGateway     = "bad gateway"
-	reasonGatewayTimeout = "gateway timeout"
 )
 
 // responseSigner builds the Signer for one request from the identity as it
@@ -67,14 +62,16 @@ func (h *Handler) forwardSigned(w http.ResponseWriter, req *http.Request, id str
 	complete := h.runUpstream(buf, req)
 	signed, version, err := h.signBuffered(buf, complete, s)
 	if err != nil {
-		f := fault{status: http.StatusBadGateway, version: v, reason: reasonBadGateway, receiver: true, upstream: true}
+		status := http.StatusBadGateway
 		if buf.status == http.StatusGatewayTimeout {
-			f.status, f.reason = http.StatusGatewayTimeout, reasonGatewayTimeout
+			status = http.StatusGatewayTimeout
 		}
-		h.log.LogAttrs(req.Context(), slog.LevelWarn, "soap response not signed",
+		f := statusFault(status, v)
+		// The upstream's failure, not the client's: logged as an error.
+		h.log.LogAttrs(req.Context(), slog.LevelError, "soap response not signed",
 			slog.String("route", h.opts.Route),
 			slog.String("request_id", id),
-			slog.String("outcome", "upstream_refused"),
+			slog.String("outcome", string(reqscope.Failed)),
 			slog.Int("upstream_status", buf.status),
 			slog.String("reason", err.Error()),
 			slog.Int("status", f.status),

@@ -215,10 +215,7 @@ func checkUpstreamFault(t *testing.T, rec *httptest.ResponseRecorder, v wssec.SO
 		t.Fatalf("fault is not XML: %v\n%s", err, rec.Body)
 	}
 	root := doc.Root()
-	reason := reasonBadGateway
-	if status == http.StatusGatewayTimeout {
-		reason = reasonGatewayTimeout
-	}
+	reason := strings.ToLower(http.StatusText(status))
 	find := func(path string) string {
 		el := root.FindElement(path)
 		if el == nil {

@@ -1,25 +1,24 @@
-// Package soap is wsgate's HTTP edge for SOAP routes: it reads a bounded
-// request body, verifies its WS-Security header with a wssec.Verifier, and
-// forwards exactly the verified envelope upstream. A rejected request never
-// reaches the upstream; the client gets a SOAP Fault in its SOAP version and
-// the cause goes to the audit log under the request ID.
+// Package soap is wsgate's HTTP edge for SOAP routes: it holds a request to
+// the SOAP HTTP binding (POST, the Content-Type of the envelope's version,
+// UTF-8, no Content-Encoding), reads a bounded body, verifies its
+// WS-Security header with a wssec.Verifier, and forwards exactly the
+// verified envelope upstream, with HTTP metadata made from it (the signed
+// wsa:Action as SOAPAction, or none). A rejected request never reaches the
+// upstream; the client gets a SOAP Fault in its SOAP version and the cause
+// goes to the audit log under the request ID. WriteError renders the
+// gateway's own errors on SOAP routes with the same fault writer.
 package soap
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
+	"wsgate/internal/reqscope"
 	"wsgate/wssec"
 )
 
@@ -28,7 +27,7 @@ import (
 const DefaultMaxBodyBytes = 10 << 20
 
 // RequestIDHeader carries the request ID in both directions.
-const RequestIDHeader = "X-Request-ID"
+const RequestIDHeader = reqscope.Header
 
 // errReadBody means the body could not be read (client gone, read timeout).
 var errReadBody = errors.New("soap: reading the request body failed")
@@ -53,9 +52,13 @@ type Options struct {
 	Upstream http.Handler
 	// Logger receives one audit record per decision; nil discards them.
 	Logger *slog.Logger
-	// NewRequestID makes a request ID when the client sent no usable one;
-	// nil means 16 random bytes in hex.
+	// NewRequestID makes the request ID of a request that comes without a
+	// request scope (the handler used without the gateway's front door) and
+	// without a sane X-Request-ID; nil means reqscope.NewID.
 	NewRequestID func() string
+	// WSDL, when set, serves GET <route>?wsdl; every other method but POST
+	// is answered 405.
+	WSDL http.Handler
 	// OnDecision, when set, is called once per request with the verdict
 	// (metrics). It runs on the request's goroutine and must not block.
 	OnDecision func(Decision)
@@ -89,7 +92,9 @@ type Decision struct {
 	// Route is Options.Route.
 	Route string
 	// Err is nil when the request was accepted, else the refusal; match it
-	// with errors.Is (wssec.FaultCode and wssec.ClientError classify it).
+	// with errors.Is. FaultName(Err) is its label (the wsse code, or
+	// MethodNotAllowed, UnsupportedMediaType, ...); ErrBusy and errors for
+	// which wssec.ClientError is false are the gateway's, not the client's.
 	Err error
 }
 
@@ -117,7 +122,7 @@ func New(opts Options) *Handler {
 	}
 	newID := opts.NewRequestID
 	if newID == nil {
-		newID = NewRequestID
+		newID = reqscope.NewID
 	}
 	// The parser must not accept more than the body reader lets through.
 	if opts.Limits.MaxBytes == 0 || opts.Limits.MaxBytes > maxBody {
@@ -130,30 +135,43 @@ func New(opts Options) *Handler {
 	return &Handler{opts: opts, maxBody: maxBody, budgetWait: wait, log: log, newID: newID}
 }
 
-// Handle is the handler as a gin.HandlerFunc.
-func (h *Handler) Handle(c *gin.Context) {
-	h.ServeHTTP(c.Writer, c.Request)
-	c.Abort()
-}
-
-// ServeHTTP verifies the request and either forwards the verified envelope or
-// answers with a SOAP Fault.
+// ServeHTTP checks the request's HTTP binding, verifies its envelope, and
+// either forwards what was verified or answers with a SOAP Fault.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := RequestID(r, h.newID)
+	id := h.requestID(r)
 	w.Header().Set(RequestIDHeader, id)
+
+	if r.Method != http.MethodPost {
+		if h.opts.WSDL != nil && r.Method == http.MethodGet && strings.EqualFold(r.URL.RawQuery, "wsdl") {
+			h.opts.WSDL.ServeHTTP(w, r)
+			return
+		}
+		h.reject(w, r, id, wssec.SOAP11, fmt.Errorf("%w: %.16q", ErrMethodNotAllowed, r.Method))
+		return
+	}
+	// The HTTP metadata is checked before a byte of the body is read.
+	bind, err := readBinding(r)
+	if err != nil {
+		h.reject(w, r, id, versionOf(r), err)
+		return
+	}
+	if r.ContentLength > h.maxBody {
+		h.reject(w, r, id, bind.version, fmt.Errorf("%w: body of %d bytes declared, over %d", wssec.ErrTooLarge, r.ContentLength, h.maxBody))
+		return
+	}
 
 	// Memory is reserved before a byte of the body is buffered, grows with
 	// the body, and is held until the response is written.
 	res, err := h.reserve(r)
 	if err != nil {
-		h.rejectBusy(w, r, id)
+		h.reject(w, r, id, bind.version, err)
 		return
 	}
 	defer res.release()
 
 	body, err := readBody(w, r, h.maxBody, res)
 	if errors.Is(err, ErrBusy) {
-		h.rejectBusy(w, r, id)
+		h.reject(w, r, id, bind.version, err)
 		return
 	}
 	if err != nil {
@@ -174,9 +192,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, id, wssec.DetectVersion(body), err)
 		return
 	}
+	if env.Version != bind.version {
+		env.Release()
+		h.reject(w, r, id, env.Version, fmt.Errorf("%w: SOAP %s envelope sent as SOAP %s",
+			ErrVersionMismatch, env.Version, bind.version))
+		return
+	}
 	verified, err := h.opts.Verifier.VerifyEnvelope(r.Context(), env)
 	if err != nil {
 		env.Release()
+		h.reject(w, r, id, env.Version, err)
+		return
+	}
+	action, err := forwardedAction(verified.Action, bind, r)
+	if err != nil {
+		verified.Release()
 		h.reject(w, r, id, env.Version, err)
 		return
 	}
@@ -207,92 +237,75 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("route", h.opts.Route),
 		slog.String("request_id", id),
 		slog.String("soap_version", env.Version.String()),
-		slog.String("outcome", "accepted"),
+		slog.String("outcome", string(reqscope.Accepted)),
 		slog.String("signer", signer),
 		slog.String("username", username),
+		slog.String("action", action),
 	)
 
-	h.decide(r, nil)
+	h.decide(r, reqscope.Accepted, "", nil)
+	up := forwardRequest(r, out, env.Version, action, id)
 	if respSigner != nil {
-		h.forwardSigned(w, forwardRequest(r, out, id), id, env.Version, respSigner)
+		h.forwardSigned(w, up, id, env.Version, respSigner)
 		return
 	}
-	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, forwardRequest(r, out, id))
+	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, up)
 }
 
-// forwardRequest is r carrying exactly the verified bytes: what the upstream
-// sees is what was checked, never the bytes that came in.
-func forwardRequest(r *http.Request, body []byte, id string) *http.Request {
-	out := r.Clone(r.Context())
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	out.ContentLength = int64(len(body))
-	out.TransferEncoding = nil
-	out.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	out.Header.Set(RequestIDHeader, id)
-	return out
+// requestID is the request scope's ID. Behind the gateway's front door
+// there is one; a handler used on its own (tests, embedding) takes a sane
+// client X-Request-ID or makes one, and reports its decisions through
+// OnDecision only.
+func (h *Handler) requestID(r *http.Request) string {
+	if id := reqscope.Of(r).ID(); id != "" {
+		return id
+	}
+	if id := r.Header.Get(RequestIDHeader); reqscope.SaneID(id) {
+		return id
+	}
+	return h.newID()
 }
 
-// reject answers with the fault for err and writes the audit record.
+// reject answers with the fault for err, writes the audit record and
+// reports the decision. v is the SOAP version of the fault.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v wssec.SOAPVersion, err error) {
 	f := faultFor(err, v)
-	h.logRejected(r, id, v, err, f.code, f.status)
-	h.decide(r, err)
-	writeFault(w, f, id)
-}
-
-// logRejected writes the audit record of a refusal.
-func (h *Handler) logRejected(r *http.Request, id string, v wssec.SOAPVersion, err error, code string, status int) {
-	level := slog.LevelWarn
-	if status == http.StatusServiceUnavailable {
-		level = slog.LevelError
+	// Receiver faults are the gateway's condition, not the client's.
+	outcome, level := reqscope.Rejected, slog.LevelWarn
+	if f.class == classReceiver {
+		outcome, level = reqscope.Unavailable, slog.LevelError
 	}
+	// The reason is an error's text: it names what failed, never a body,
+	// token or key.
 	h.log.LogAttrs(r.Context(), level, "soap request rejected",
 		slog.String("route", h.opts.Route),
 		slog.String("request_id", id),
 		slog.String("soap_version", v.String()),
-		slog.String("outcome", "rejected"),
+		slog.String("outcome", string(outcome)),
 		slog.String("reason", err.Error()),
-		slog.String("fault_code", code),
-		slog.Int("status", status),
+		slog.String("fault_code", f.name),
+		slog.Int("status", f.status),
 	)
+	h.decide(r, outcome, f.name, err)
+	writeFault(w, f, id)
 }
 
-func (h *Handler) decide(r *http.Request, err error) {
+// decide reports the verdict to the request scope (the front door's access
+// log and metrics) and to Options.OnDecision.
+func (h *Handler) decide(r *http.Request, o reqscope.Outcome, reason string, err error) {
+	reqscope.Of(r).Decide(o, reason)
 	if h.opts.OnDecision != nil {
 		h.opts.OnDecision(Decision{Context: r.Context(), Route: h.opts.Route, Err: err})
 	}
 }
 
-// RequestID returns the client's X-Request-ID when it is a sane token (at most
-// 64 characters of [A-Za-z0-9._-]), else a fresh one from newID. Anything
-// else could inject into logs or the fault document.
-func RequestID(r *http.Request, newID func() string) string {
-	if id := r.Header.Get(RequestIDHeader); saneID(id) {
-		return id
-	}
-	return newID()
-}
-
-func saneID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '.' || c == '_' || c == '-' {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// NewRequestID returns a fresh request ID: 16 random bytes in hex.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
+// FaultName is the short name of the fault err is answered with, for
+// metrics labels and logs: the wsse code (FailedCheck, InvalidSecurity, ...)
+// or, for faults about the HTTP binding or SOAP processing, one of
+// MethodNotAllowed, UnsupportedMediaType, VersionMismatch, MustUnderstand,
+// ServiceUnavailable.
+func FaultName(err error) string {
+	return faultFor(err, wssec.SOAP11).name
 }
 
 // idWriter keeps exactly one X-Request-ID on the response even when the
