@@ -122,6 +122,11 @@ type Verifier struct {
 	Replay ReplayCache
 	// Users, when set, makes a valid UsernameToken mandatory.
 	Users PasswordSource
+	// SAML, when set, processes a SAML 2.0 assertion in the Security header
+	// (saml.go); without it an assertion there is refused.
+	SAML *SAMLPolicy
+	// Revocation, when set, is consulted for the message signer.
+	Revocation RevocationSource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -148,6 +153,8 @@ type Verified struct {
 	Security *etree.Element
 	// Signer is the certificate whose key made the signature.
 	Signer *x509.Certificate
+	// Assertion is the verified SAML assertion, nil when there was none.
+	Assertion *Assertion
 	// Created is the signed Timestamp's Created, zero when there was none.
 	Created time.Time
 	// Username is the authenticated UsernameToken user, if any.

@@ -1,6 +1,7 @@
 package wssec
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -160,6 +161,11 @@ func ValidConfirmation(name string) bool {
 // The message must already have been verified at the message level; msg
 // says what that established. now is the verification clock.
 func (p *SAMLPolicy) Verify(root, security *etree.Element, msg SAMLMessage, now time.Time) (*Assertion, error) {
+	return p.verify(root, security, msg, now, p.Revocation)
+}
+
+// verify is Verify with the revocation source for the issuer.
+func (p *SAMLPolicy) verify(root, security *etree.Element, msg SAMLMessage, now time.Time, rev RevocationSource) (*Assertion, error) {
 	el, err := findAssertion(root, security)
 	if err != nil {
 		return nil, err
@@ -170,7 +176,7 @@ func (p *SAMLPolicy) Verify(root, security *etree.Element, msg SAMLMessage, now 
 		}
 		return nil, nil
 	}
-	tok, err := p.verifyAssertion(root, el, now)
+	tok, err := p.verifyAssertion(root, el, now, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +265,7 @@ func failedSAML(sentinel error, format string, args ...any) error {
 // root: the shape of its signature and its issuer certificate here, the
 // signature itself with goxmldsig, then everything else on goxmldsig's
 // validated copy only.
-func (p *SAMLPolicy) verifyAssertion(root, el *etree.Element, now time.Time) (*samlToken, error) {
+func (p *SAMLPolicy) verifyAssertion(root, el *etree.Element, now time.Time, rev RevocationSource) (*samlToken, error) {
 	if err := refuseComments(el); err != nil {
 		return nil, err
 	}
@@ -274,7 +280,7 @@ func (p *SAMLPolicy) verifyAssertion(root, el *etree.Element, now time.Time) (*s
 	if err != nil {
 		return nil, err
 	}
-	cert, err := p.issuerCertificate(sigEl, now)
+	cert, err := p.issuerCertificate(sigEl, now, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +458,7 @@ func countSignatures(el *etree.Element) int {
 // KeyInfo (or the one trusted certificate when there is no KeyInfo) once it
 // has been checked: a pinned issuer certificate or one chaining to
 // SAMLPolicy.Trust, valid now, RSA of at least 2048 bits, not revoked.
-func (p *SAMLPolicy) issuerCertificate(sigEl *etree.Element, now time.Time) (*x509.Certificate, error) {
+func (p *SAMLPolicy) issuerCertificate(sigEl *etree.Element, now time.Time, rev RevocationSource) (*x509.Certificate, error) {
 	if p.Trust == nil {
 		return nil, fmt.Errorf("%w: %w", ErrTrustUnavailable, ErrSAMLTrustMissing)
 	}
@@ -505,8 +511,8 @@ func (p *SAMLPolicy) issuerCertificate(sigEl *etree.Element, now time.Time) (*x5
 			return nil, invalidSAML(ErrSAMLIssuer, "%v", err)
 		}
 	}
-	if p.Revocation != nil {
-		if err := CheckRevocation(p.Revocation, cert, now); err != nil {
+	if rev != nil {
+		if err := CheckRevocation(rev, cert, now); err != nil {
 			return nil, err
 		}
 	}
@@ -968,6 +974,10 @@ func samlKeyInfoAssertion(keyInfo *etree.Element) (string, bool) {
 // as holder-of-key (the key did not come from the message trust set, so
 // sender-vouches cannot hold).
 func (p *SAMLPolicy) HolderOfKeySigner(root, security, keyInfo *etree.Element, now time.Time) (cert *x509.Certificate, ok bool, err error) {
+	return p.holderOfKeySigner(root, security, keyInfo, now, p.Revocation)
+}
+
+func (p *SAMLPolicy) holderOfKeySigner(root, security, keyInfo *etree.Element, now time.Time, rev RevocationSource) (*x509.Certificate, bool, error) {
 	id, named := samlKeyInfoAssertion(keyInfo)
 	if !named {
 		return nil, false, nil
@@ -979,7 +989,7 @@ func (p *SAMLPolicy) HolderOfKeySigner(root, security, keyInfo *etree.Element, n
 	if el == nil || el.SelectAttrValue("ID", "") != id {
 		return nil, true, fmt.Errorf("%w: the signature's key names assertion %.64q, which is not in the Security header", ErrTokenUnavailable, id)
 	}
-	tok, err := p.verifyAssertion(root, el, now)
+	tok, err := p.verifyAssertion(root, el, now, rev)
 	if err != nil {
 		return nil, true, err
 	}
@@ -1041,6 +1051,100 @@ func isSAMLSecurityChild(el *etree.Element) bool {
 		return ok
 	}
 	return false
+}
+
+// samlChildrenAllowed is VerifyEnvelope's early check of the SAML children
+// of Security: on a route without a SAML policy they are elements wssec
+// does not process, refused like any other.
+func (v *Verifier) samlChildrenAllowed(children []*etree.Element) error {
+	if v.SAML == nil && len(children) > 0 {
+		return fmt.Errorf("%w: %.64s (no SAML policy on this route)", ErrUnprocessedSecurityElement, children[0].Tag)
+	}
+	return nil
+}
+
+// verifierSigner is the hook VerifyEnvelope calls to resolve the message
+// signer: the holder-of-key key when KeyInfo names the assertion (SAML
+// routes only), else resolve (the X.509 path, trust set and chain); then
+// the revocation source. trusted reports the X.509 path.
+func (v *Verifier) verifierSigner(env *Envelope, security, keyInfo *etree.Element, now time.Time,
+	resolve func() (*x509.Certificate, error)) (signer *x509.Certificate, trusted bool, err error) {
+	if v.SAML != nil {
+		cert, named, err := v.SAML.holderOfKeySigner(env.Envelope, security, keyInfo, now, v.samlRevocation())
+		if named {
+			if err == nil && v.Revocation != nil && cert.Raw != nil {
+				err = CheckRevocation(v.Revocation, cert, now)
+			}
+			return cert, false, err
+		}
+	}
+	if signer, err = resolve(); err != nil {
+		return nil, false, err
+	}
+	if v.Revocation != nil {
+		if err := CheckRevocation(v.Revocation, signer, now); err != nil {
+			return nil, false, err
+		}
+	}
+	return signer, true, nil
+}
+
+// verifySAML is VerifyEnvelope's SAML step, run once the message signature
+// and digests verified: the route's SAML policy against what the message
+// signature established, then OneTimeUse through the replay cache. It
+// returns the assertion (nil when none) and the Security children it
+// processed, to be kept with the others.
+func (v *Verifier) verifySAML(ctx context.Context, env *Envelope, security *etree.Element, signer *x509.Certificate,
+	trusted bool, signed map[*etree.Element]bool, now time.Time) (*Assertion, []*etree.Element, error) {
+	if v.SAML == nil {
+		return nil, nil, nil // samlChildrenAllowed refused any SAML child
+	}
+	msg := SAMLMessage{SignerKey: signer.PublicKey, SignerTrusted: trusted,
+		Signed: func(el *etree.Element) bool { return signed[el] }, Body: env.Body}
+	a, err := v.SAML.verify(env.Envelope, security, msg, now, v.samlRevocation())
+	if err != nil || a == nil {
+		return nil, nil, err
+	}
+	var kept []*etree.Element
+	for _, c := range samlChildren(security) {
+		if samlIs(c, NSSAML2, "Assertion") {
+			kept = append(kept, c)
+			continue
+		}
+		// A token reference is processed if it names this assertion;
+		// one naming anything else is refused, not passed on.
+		if samlIs(c, NSWSSE, "SecurityTokenReference") {
+			if id, ok := strAssertionID(c); ok {
+				if id != a.ID {
+					return nil, nil, invalidSAML(ErrSAMLWrapping, "a token reference names assertion %.64q", id)
+				}
+				kept = append(kept, c)
+			}
+		}
+	}
+	if a.OneTimeUse {
+		if v.Replay == nil {
+			return nil, nil, invalidSAML(ErrSAMLMalformed, "OneTimeUse needs a replay cache")
+		}
+		key := replayKey("saml-one-time-use", []byte(a.Issuer), []byte(a.ID))
+		seen, err := v.Replay.Remember(ctx, key, a.NotOnOrAfter.Add(v.SAML.skew()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrReplayUnavailable, err)
+		}
+		if seen {
+			return nil, nil, fmt.Errorf("%w: OneTimeUse assertion %.64q", ErrReplay, a.ID)
+		}
+	}
+	return a, kept, nil
+}
+
+// samlRevocation is the source for assertion issuers: the SAML policy's,
+// else the route's, which applies to message signers and issuers alike.
+func (v *Verifier) samlRevocation() RevocationSource {
+	if v.SAML.Revocation != nil {
+		return v.SAML.Revocation
+	}
+	return v.Revocation
 }
 
 // keepInOrder returns kept and extra, in the document order of order.

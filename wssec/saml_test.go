@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -406,5 +407,134 @@ func TestSAMLConfirmationNames(t *testing.T) {
 	}
 	if ValidConfirmation("urn:oasis:names:tc:SAML:2.0:cm:whatever") {
 		t.Error("unknown method accepted")
+	}
+}
+
+// samlRouteVerifier is a SOAP route with a SAML policy, as the gateway
+// builds it.
+func samlRouteVerifier(t testing.TB, adjust func(*Verifier)) *Verifier {
+	v := &Verifier{
+		Policy: Policy{RequireSigned: []Part{PartBody, PartTimestamp}},
+		Trust:  goldenCerts{goldenCert(t, "ca")},
+		SAML:   samlPolicy(t),
+		Now:    func() time.Time { return goldenNow },
+	}
+	if adjust != nil {
+		adjust(v)
+	}
+	return v
+}
+
+// Through VerifyEnvelope: the SAML step runs with the real message signer
+// and the nodes the real signature covered.
+func TestSAMLVerifier(t *testing.T) {
+	revoked := func(cert string) func(*Verifier) {
+		return func(v *Verifier) {
+			r, err := NewRevocation(RevocationConfig{Deny: []*x509.Certificate{goldenCert(t, cert)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Revocation = r
+		}
+	}
+	cases := []struct {
+		file   string
+		adjust func(*Verifier)
+		want   error
+		method string
+	}{
+		{file: "saml-sv-str", method: ConfirmSenderVouches},
+		{file: "saml-sv-direct", method: ConfirmSenderVouches},
+		{file: "saml-hok", method: ConfirmHolderOfKey},
+		{file: "saml-hok-keyvalue", method: ConfirmHolderOfKey},
+		{file: "saml-hok-keyinfo", method: ConfirmHolderOfKey},
+		{file: "saml-bearer", adjust: func(v *Verifier) { v.SAML.Confirmation = []string{"bearer"} }, method: ConfirmBearer},
+		{file: "saml-bearer", want: ErrSAMLConfirmation},
+		{file: "saml-sv-unsigned", want: ErrSAMLConfirmation},
+		{file: "saml-hok-wrong-key", want: ErrSAMLConfirmation},
+		{file: "saml-wrapped", want: ErrUnprocessedSecurityElement}, // the Wrapper, before the assertion
+		{file: "saml-wrapped-advice", want: ErrSAMLWrapping},
+		{file: "saml-second-assertion", want: ErrSAMLWrapping},
+		{file: "saml-nameid-comment", want: ErrSAMLComment},
+		{file: "saml-tampered", want: ErrSAMLSignature},
+		{file: "saml-reference-other-id", want: ErrSAMLWrapping},
+		{file: "saml-audience", want: ErrSAMLAudience},
+		// A SOAP route without a SAML policy does not process assertions.
+		{file: "saml-sv-str", adjust: func(v *Verifier) { v.SAML = nil }, want: ErrUnprocessedSecurityElement},
+		{file: "saml-hok-keyinfo", adjust: func(v *Verifier) { v.SAML = nil }, want: ErrUnprocessedSecurityElement},
+		// Revocation applies to the message signer and to the issuer.
+		{file: "saml-sv-str", adjust: revoked("partner-rsa"), want: ErrCertificateRevoked},
+		{file: "saml-hok-keyinfo", adjust: revoked("partner-rsa"), want: ErrCertificateRevoked},
+		{file: "saml-sv-str", adjust: revoked("saml-idp"), want: ErrCertificateRevoked},
+		{file: "saml-sv-str", adjust: revoked("keyusage")},
+	}
+	for _, c := range cases {
+		name := c.file
+		if c.adjust != nil {
+			name += "/adjusted"
+		}
+		t.Run(name, func(t *testing.T) {
+			res, err := samlRouteVerifier(t, c.adjust).Verify(context.Background(), goldenMessage(t, c.file))
+			if c.want != nil {
+				if !errors.Is(err, c.want) {
+					t.Fatalf("err = %v, want %v", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			defer res.Release()
+			if c.method != "" && (res.Assertion == nil || res.Assertion.Confirmation != c.method || res.Assertion.Subject != "alice@example.com") {
+				t.Fatalf("assertion = %+v", res.Assertion)
+			}
+			if !res.Signer.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(goldenCert(t, "partner-rsa").PublicKey) {
+				t.Error("the signer is not the partner's key")
+			}
+			// The forwarded Security keeps the verified assertion; the
+			// stripped form carries none.
+			kept, err := res.Bytes(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.method != "" && !bytes.Contains(kept, []byte(`ID="`+samlAssertionID+`"`)) {
+				t.Error("the processed assertion was not forwarded in Security")
+			}
+			stripped, err := res.Bytes(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(stripped, []byte("Assertion")) {
+				t.Error("stripped envelope still carries an assertion")
+			}
+		})
+	}
+}
+
+// OneTimeUse: the second use of the assertion is a replay.
+func TestSAMLOneTimeUse(t *testing.T) {
+	idp := samlIdentity(t, "saml-idp", false)
+	partner := samlIdentity(t, "partner-rsa", false)
+	a := xmlString(t, signAssertion(t, buildAssertion(assertionSpec{OneTimeUse: true}), idp))
+	first := buildMessage(t, messageSpec{Assertion: a, STR: true, Refs: []string{samlBodyID, samlTSID, samlSTRID}}, partner)
+	// The same assertion in a new message (another Body), so that only the
+	// assertion repeats, not the message.
+	second := buildMessage(t, messageSpec{Assertion: a, STR: true, Refs: []string{samlBodyID, samlSTRID}}, partner)
+	cache := NewMemoryReplayCache(func() time.Time { return goldenNow })
+	v := samlRouteVerifier(t, func(v *Verifier) { v.Replay = cache; v.Policy.RequireSigned = []Part{PartBody} })
+	res, err := v.Verify(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Assertion.OneTimeUse {
+		t.Error("OneTimeUse not reported")
+	}
+	res.Release()
+	if _, err := v.Verify(context.Background(), second); !errors.Is(err, ErrReplay) {
+		t.Fatalf("second use: %v", err)
+	}
+	v.Replay = nil
+	if _, err := v.Verify(context.Background(), first); !errors.Is(err, ErrSAMLMalformed) {
+		t.Fatalf("OneTimeUse without a replay cache: %v", err)
 	}
 }

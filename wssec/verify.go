@@ -50,6 +50,9 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	if err != nil {
 		return nil, err
 	}
+	if err := v.samlChildrenAllowed(parts.saml); err != nil {
+		return nil, err
+	}
 	sig, err := parseSignature(parts.sig, v.Policy)
 	if err != nil {
 		return nil, err
@@ -105,14 +108,19 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		return nil, fmt.Errorf("%w: %v", ErrTrustUnavailable, err)
 	}
 	trust := v.trust.get(certs)
-	token, err := resolveSigner(sig.keyInfo, ids, trust)
+	signer, trusted, err := v.verifierSigner(env, security, sig.keyInfo, now, func() (*x509.Certificate, error) {
+		token, err := resolveSigner(sig.keyInfo, ids, trust)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSigner(token, trust, now); err != nil {
+			return nil, err
+		}
+		return token.cert, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSigner(token, trust, now); err != nil {
-		return nil, err
-	}
-	signer := token.cert
 
 	if err := sig.verifyValue(signer); err != nil {
 		return nil, err
@@ -123,8 +131,13 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		}
 	}
 
+	assertion, samlKept, err := v.verifySAML(ctx, env, security, signer, trusted, signed, now)
+	if err != nil {
+		return nil, err
+	}
+
 	verified := &Verified{Envelope: env, Security: security, Signer: signer, Action: plan.action,
-		headers: plan.forward}
+		headers: plan.forward, Assertion: assertion}
 	if ts != nil {
 		verified.Created = ts.created
 	}
@@ -133,7 +146,7 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, err
 		}
 	}
-	verified.securityKept = parts.processed(keyToken(sig.keyInfo, ids), v.Users != nil)
+	verified.securityKept = keepInOrder(parts.order, parts.processed(keyToken(sig.keyInfo, ids), v.Users != nil), samlKept)
 	if v.Replay != nil {
 		if err := v.checkReplay(ctx, sig, ts, signer, now); err != nil {
 			return nil, err
@@ -176,6 +189,7 @@ type securityChildren struct {
 	sig, ts        *etree.Element
 	tokens         []*etree.Element // wsse:BinarySecurityToken, in order
 	usernameTokens []*etree.Element
+	saml           []*etree.Element // SAML assertions and token references to them (saml.go)
 	order          []*etree.Element // all of the above, in document order
 }
 
@@ -210,6 +224,8 @@ func securityParts(security *etree.Element) (*securityChildren, error) {
 			p.tokens = append(p.tokens, child)
 		case is(child, NSWSSE, "UsernameToken"):
 			p.usernameTokens = append(p.usernameTokens, child)
+		case isSAMLSecurityChild(child):
+			p.saml = append(p.saml, child)
 		default:
 			return nil, fmt.Errorf("%w: %.64s", ErrUnprocessedSecurityElement, child.Tag)
 		}
