@@ -658,6 +658,12 @@ func TestParseXMLLimitsBoundary(t *testing.T) {
 // modulo §3.3.3 attribute and §2.11 comment normalization.
 func FuzzParseXMLDifferential(f *testing.F) {
 	addGoldenSeeds(f)
+	nsFiles, _ := filepath.Glob(filepath.Join(nsGoldenDir, "*.xml"))
+	for _, name := range nsFiles {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
 	for _, c := range differentialCases {
 		f.Add([]byte(c))
 	}
