@@ -40,8 +40,8 @@
 //     a Body, Envelope or Header look-alike in a SOAP namespace anywhere,
 //     any element named Body, Security, UsernameToken, Timestamp,
 //     BinarySecurityToken or Action in the Header outside its place; a
-//     Security child wssec does not process (EncryptedKey, SAML, ...:
-//     ErrUnprocessedSecurityElement); WS-Addressing headers (2005/08,
+//     Security child wssec does not process (EncryptedKey, a SAML assertion
+//     on a route without a SAML policy, ...: ErrUnprocessedSecurityElement); WS-Addressing headers (2005/08,
 //     2004/08, 2004/03, 2003/03) repeated or mixed; an ID repeated under
 //     any ID-like attribute (wsu:Id, Id, ID, id, xml:id, AssertionID).
 //     Verified.Action is the signed wsa:Action, for the edge to compare
@@ -55,6 +55,24 @@
 //     must chain to them; SKI, thumbprint and issuer/serial references are
 //     looked up among them only, never in the message. Validity, key usage
 //     and key size (RSA >= 2048, P-256/384/521) are checked.
+//   - SAML 2.0 assertions (saml.go; routes with Verifier.SAML): exactly one,
+//     a direct child of the processed Security header. One anywhere else (a
+//     wrapper, the Body, another's Advice), a second one, SAML 1.x or an
+//     EncryptedAssertion is refused (ErrSAMLWrapping), as is a comment
+//     anywhere inside it (ErrSAMLComment: exclusive c14n drops comments,
+//     the CVE-2017-11427 truncation). Its enveloped signature must have one
+//     Reference, to its own ID (unique in the message), exc-c14n and
+//     RSA-SHA2, by a certificate pinned in or chaining to saml.trust;
+//     goxmldsig verifies it, and every value (Issuer, the whole NameID,
+//     attributes, Conditions with skew, audience, confirmation) is read from
+//     goxmldsig's validated copy only. Holder-of-key: the message was signed
+//     with a key the assertion names; sender-vouches: a signer trusted by
+//     the route's anchors signed the Body and the assertion (directly or
+//     through a SAMLID token reference); bearer only where listed.
+//   - Revocation (revocation.go): CRLs verified against the trust set and a
+//     deny list (certificates, SHA-256 thumbprints) apply to message signers
+//     and assertion issuers. A stale or unverifiable CRL makes the source
+//     unavailable (a readiness failure), never a silent acceptance.
 //   - Algorithms come from an allow-list (RSA and ECDSA with SHA-256/384/512,
 //     exclusive c14n only, no comments, no transforms but one exc-c14n, no
 //     HMAC, no MD5; SHA-1 only where a route opts in). Shape is checked
@@ -73,8 +91,9 @@
 //     A reused arena builds the same tree as a fresh one (fuzzed), and
 //     concurrent verifications with release stay apart (race tests).
 //
-// Out of scope: XML Encryption, SAML tokens, symmetric (HMAC) signatures,
-// revocation (CRL/OCSP) and confidentiality of the message, which TLS gives.
+// Out of scope: XML Encryption, symmetric (HMAC) signatures, OCSP, the
+// STR-Transform (a sender-vouches signature names the assertion directly or
+// signs the token reference itself) and confidentiality of the message, which TLS gives.
 // Exclusive c14n does not sign namespace declarations that only QNames in
 // content use (xsi:type="p:T"): a signer that relies on them must name them
 // in InclusiveNamespaces. A route without a Timestamp has only weak replay
