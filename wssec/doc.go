@@ -40,8 +40,9 @@
 //     a Body, Envelope or Header look-alike in a SOAP namespace anywhere,
 //     any element named Body, Security, UsernameToken, Timestamp,
 //     BinarySecurityToken or Action in the Header outside its place; a
-//     Security child wssec does not process (EncryptedKey, a SAML assertion
-//     on a route without a SAML policy, ...: ErrUnprocessedSecurityElement); WS-Addressing headers (2005/08,
+//     Security child wssec does not process (EncryptedKey, a SAML
+//     assertion on a route without a SAML policy, ...:
+//     ErrUnprocessedSecurityElement); WS-Addressing headers (2005/08,
 //     2004/08, 2004/03, 2003/03) repeated or mixed; an ID repeated under
 //     any ID-like attribute (wsu:Id, Id, ID, id, xml:id, AssertionID).
 //     Verified.Action is the signed wsa:Action, for the edge to compare
@@ -93,7 +94,8 @@
 //
 // Out of scope: XML Encryption, symmetric (HMAC) signatures, OCSP, the
 // STR-Transform (a sender-vouches signature names the assertion directly or
-// signs the token reference itself) and confidentiality of the message, which TLS gives.
+// signs the token reference itself) and confidentiality of the message,
+// which TLS gives.
 // Exclusive c14n does not sign namespace declarations that only QNames in
 // content use (xsi:type="p:T"): a signer that relies on them must name them
 // in InclusiveNamespaces. A route without a Timestamp has only weak replay
