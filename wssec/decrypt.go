@@ -606,7 +606,8 @@ func (d *decryptor) decryptData(ed *encryptedData, key []byte) error {
 		if len(ed.value) < n+aead.Overhead() {
 			return ErrDecryptionFailed
 		}
-		plain, err := aead.Open(nil, ed.value[:n], ed.value[n:], nil)
+		// In place: ed.value is this decryption's own copy.
+		plain, err := aead.Open(ed.value[n:n], ed.value[:n], ed.value[n:], nil)
 		if err != nil {
 			return ErrDecryptionFailed
 		}
