@@ -652,7 +652,15 @@ func TestMustUnderstandEndToEnd(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, "/soap/orders", strings.NewReader(msg))
 			req.Header.Set("Content-Type", contentTypeFor(v))
 			rec, scope := send(hs.h, req)
-			checkSOAPFault(t, rec, v, 500, "MustUnderstand", "front-id")
+			root := checkSOAPFault(t, rec, v, 500, "MustUnderstand", "front-id")
+			nu := root.FindElement("./Header/NotUnderstood")
+			if v == wssec.SOAP12 && (nu == nil || nu.SelectAttrValue("qname", "") != "h:Audit" ||
+				nu.SelectAttrValue("xmlns:h", "") != "urn:audit") {
+				t.Errorf("SOAP 1.2 fault does not name the header block:\n%s", rec.Body)
+			}
+			if v == wssec.SOAP11 && nu != nil {
+				t.Errorf("SOAP 1.1 fault with a NotUnderstood header:\n%s", rec.Body)
+			}
 			if hs.upstream.calls != 0 || len(d.errs) != 1 || !errors.Is(d.errs[0], wssec.ErrMustUnderstand) {
 				t.Errorf("upstream calls %d, decisions %v", hs.upstream.calls, d.errs)
 			}
@@ -739,4 +747,62 @@ func TestWSDLHook(t *testing.T) {
 	if hs.upstream.calls != 0 {
 		t.Errorf("upstream calls = %d", hs.upstream.calls)
 	}
+}
+
+// FuzzBinding feeds arbitrary HTTP metadata and signed actions to the
+// binding checks: no panic; what passes is a SOAP media type in UTF-8; the
+// forwarded action is the signed one or nothing; and every header value the
+// upstream gets is a valid HTTP field value.
+func FuzzBinding(f *testing.F) {
+	f.Add(ContentType11, "", `"urn:a"`, "urn:a")
+	f.Add(ContentType12+`; action="urn:a"`, "identity", "", "urn:a")
+	f.Add(`text/xml; charset*=utf-8''utf-8`, "gzip", `""`, "")
+	f.Add(`application/soap+xml; action="a\"b"`, "", "a", `a"b`)
+	f.Fuzz(func(t *testing.T, ct, ce, soapAction, signed string) {
+		r := httptest.NewRequest(http.MethodPost, "/soap/orders", nil)
+		r.Header.Set("Content-Type", ct)
+		if ce != "" {
+			r.Header.Set("Content-Encoding", ce)
+		}
+		r.Header.Set("SOAPAction", soapAction)
+		b, err := readBinding(r)
+		if err != nil {
+			if !errors.Is(err, ErrMediaType) && !errors.Is(err, ErrCharset) && !errors.Is(err, ErrContentEncoding) {
+				t.Fatalf("readBinding(%q, %q) = %v", ct, ce, err)
+			}
+			return
+		}
+		if b.version != wssec.SOAP11 && b.version != wssec.SOAP12 {
+			t.Fatalf("readBinding(%q) version %v", ct, b.version)
+		}
+		action, err := forwardedAction(signed, b, r)
+		if err != nil {
+			if !errors.Is(err, ErrActionMismatch) && !errors.Is(err, ErrActionNotForwardable) {
+				t.Fatalf("forwardedAction = %v", err)
+			}
+			return
+		}
+		if action != signed {
+			t.Fatalf("forwarded action %q, signed %q", action, signed)
+		}
+		out := forwardRequest(r, []byte("<x/>"), b.version, action, "rid")
+		for k, vs := range out.Header {
+			for _, v := range vs {
+				if !validFieldValue(v) {
+					t.Fatalf("forwarded %s: %q is not a valid field value", k, v)
+				}
+			}
+		}
+	})
+}
+
+// validFieldValue is RFC 9110's field-value: visible ASCII, obs-text,
+// spaces and tabs, no CR, LF or NUL.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
