@@ -112,9 +112,19 @@ func (v *Verified) Release() {
 // Body, which it does not sign, is decoded). Header holds no text but white
 // space either. Comments are allowed here: nothing forwarded keeps them.
 func envelopeOf(doc *etree.Document, root *etree.Element) (*Envelope, error) {
-	env := &Envelope{Doc: doc, Envelope: root}
+	env := &Envelope{Doc: doc}
+	if err := env.shape(root); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// shape fills env's Envelope, Version, Header and Body from root, or says
+// what is wrong with its shape (see envelopeOf).
+func (env *Envelope) shape(root *etree.Element) error {
+	env.Envelope = root
 	if root.Tag != "Envelope" {
-		return nil, fmt.Errorf("%w: root element is %s", ErrNotEnvelope, root.Tag)
+		return fmt.Errorf("%w: root element is %s", ErrNotEnvelope, root.Tag)
 	}
 	var ns string
 	switch ns = root.NamespaceURI(); ns {
@@ -123,54 +133,54 @@ func envelopeOf(doc *etree.Document, root *etree.Element) (*Envelope, error) {
 	case NSSOAP12:
 		env.Version = SOAP12
 	default:
-		return nil, fmt.Errorf("%w: unknown envelope namespace", ErrNotEnvelope)
+		return fmt.Errorf("%w: unknown envelope namespace", ErrNotEnvelope)
 	}
 	if err := checkEnvelopeAttrs(root, ns); err != nil {
-		return nil, err
+		return err
 	}
 	for _, tok := range root.Child {
 		child, ok := tok.(*etree.Element)
 		if !ok {
 			if !blankToken(tok) {
-				return nil, fmt.Errorf("%w: text in Envelope", ErrEnvelopeShape)
+				return fmt.Errorf("%w: text in Envelope", ErrEnvelopeShape)
 			}
 			continue
 		}
 		switch {
 		case env.Body != nil:
 			if child.Tag == "Body" && child.NamespaceURI() == ns {
-				return nil, ErrMultipleBodies
+				return ErrMultipleBodies
 			}
-			return nil, fmt.Errorf("%w: element %.64s after Body", ErrEnvelopeShape, child.Tag)
+			return fmt.Errorf("%w: element %.64s after Body", ErrEnvelopeShape, child.Tag)
 		case child.Tag == "Header" && env.Header == nil && child.NamespaceURI() == ns:
 			env.Header = child
 		case child.Tag == "Body" && child.NamespaceURI() == ns:
 			env.Body = child
 		default:
-			return nil, fmt.Errorf("%w: unexpected element %.64s in Envelope", ErrEnvelopeShape, child.Tag)
+			return fmt.Errorf("%w: unexpected element %.64s in Envelope", ErrEnvelopeShape, child.Tag)
 		}
 	}
 	if env.Body == nil {
-		return nil, fmt.Errorf("%w: no Body", ErrNotEnvelope)
+		return fmt.Errorf("%w: no Body", ErrNotEnvelope)
 	}
 	if env.Header != nil {
 		if err := checkEnvelopeAttrs(env.Header, ns); err != nil {
-			return nil, err
+			return err
 		}
 		for _, tok := range env.Header.Child {
 			if _, ok := tok.(*etree.Element); !ok && !blankToken(tok) {
-				return nil, fmt.Errorf("%w: text in Header", ErrEnvelopeShape)
+				return fmt.Errorf("%w: text in Header", ErrEnvelopeShape)
 			}
 		}
 	}
-	return env, nil
+	return nil
 }
 
 // checkShape re-checks the shape of an Envelope that may have been built by
 // hand: Header and Body must be what envelopeOf finds in the tree.
 func (e *Envelope) checkShape() error {
-	got, err := envelopeOf(e.Doc, e.Envelope)
-	if err != nil {
+	var got Envelope
+	if err := got.shape(e.Envelope); err != nil {
 		return err
 	}
 	if got.Header != e.Header || got.Body != e.Body || got.Version != e.Version {

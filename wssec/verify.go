@@ -90,7 +90,7 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, ErrTimestampNotSigned
 		}
 	}
-	plan, err := v.planHeaders(env, security, signed)
+	plan, err := v.planHeaders(env, security, signed, parts.headersBuf[:0])
 	if err != nil {
 		return nil, err
 	}
@@ -186,11 +186,12 @@ func securityHeader(env *Envelope) (*etree.Element, error) {
 
 // securityChildren are the children of the processed Security header.
 type securityChildren struct {
-	sig, ts        *etree.Element
-	tokens         []*etree.Element // wsse:BinarySecurityToken, in order
-	usernameTokens []*etree.Element
-	saml           []*etree.Element // SAML assertions and token references to them (saml.go)
-	order          []*etree.Element // all of the above, in document order
+	sig, ts *etree.Element
+	saml    []*etree.Element // SAML assertions and token references to them (saml.go)
+	order   []*etree.Element // all of the above, in document order
+
+	// Backing arrays: one allocation for a usual header.
+	orderBuf, keptBuf, headersBuf [6]*etree.Element
 }
 
 // securityParts returns the header's one Signature, at most one Timestamp,
@@ -201,6 +202,7 @@ type securityChildren struct {
 // might act on it: it is refused.
 func securityParts(security *etree.Element) (*securityChildren, error) {
 	p := &securityChildren{}
+	p.order = p.orderBuf[:0]
 	for _, tok := range security.Child {
 		child, ok := tok.(*etree.Element)
 		if !ok {
@@ -220,10 +222,7 @@ func securityParts(security *etree.Element) (*securityChildren, error) {
 				return nil, fmt.Errorf("%w: more than one Timestamp", ErrTimestampMalformed)
 			}
 			p.ts = child
-		case is(child, NSWSSE, "BinarySecurityToken"):
-			p.tokens = append(p.tokens, child)
-		case is(child, NSWSSE, "UsernameToken"):
-			p.usernameTokens = append(p.usernameTokens, child)
+		case is(child, NSWSSE, "BinarySecurityToken"), is(child, NSWSSE, "UsernameToken"):
 		case isSAMLSecurityChild(child):
 			p.saml = append(p.saml, child)
 		default:
@@ -243,7 +242,7 @@ func securityParts(security *etree.Element) (*securityChildren, error) {
 // unreferenced token or an unchecked UsernameToken is never forwarded in a
 // header the backend trusts to have been processed.
 func (p *securityChildren) processed(key *etree.Element, usernameChecked bool) []*etree.Element {
-	kept := make([]*etree.Element, 0, len(p.order))
+	kept := p.keptBuf[:0]
 	for _, c := range p.order {
 		switch {
 		case c == p.sig, c == p.ts, c == key && key != nil:
@@ -322,13 +321,13 @@ type headerPlan struct {
 // refused instead, since dropping it would change what the message means.
 // It also applies the WS-Addressing rules: one header of each name, in one
 // version, a plain-text Action, and all of them signed where required.
-func (v *Verifier) planHeaders(env *Envelope, security *etree.Element, signed map[*etree.Element]bool) (headerPlan, error) {
-	var plan headerPlan
+func (v *Verifier) planHeaders(env *Envelope, security *etree.Element, signed map[*etree.Element]bool, buf []*etree.Element) (headerPlan, error) {
+	plan := headerPlan{forward: buf}
 	requireWSA := v.Policy.requires(PartAddressing)
 	var wsaNS string
-	var seen []string
+	var seenBuf [8]string
+	seen := seenBuf[:0]
 	if env.Header != nil {
-		plan.forward = make([]*etree.Element, 0, 4)
 		for _, t := range env.Header.Child {
 			child, ok := t.(*etree.Element)
 			if !ok {
