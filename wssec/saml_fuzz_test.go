@@ -2,8 +2,10 @@ package wssec
 
 import (
 	"crypto/rsa"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -60,6 +62,27 @@ func FuzzSAMLAssertion(f *testing.F) {
 		}
 		if a.Subject == "" || a.Issuer == "" || a.ID == "" || (a.Confirmation != ConfirmHolderOfKey && a.Confirmation != ConfirmBearer) {
 			t.Fatalf("accepted an incomplete assertion: %+v", a)
+		}
+	})
+}
+
+// FuzzParseRevocation looks for panics in the revocation inputs read from
+// secrets (CRL PEM/DER, thumbprint lists) and checks that a parsed list
+// only ever holds 32-byte thumbprints that round-trip.
+func FuzzParseRevocation(f *testing.F) {
+	f.Add([]byte("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"), "ab:cd\n# c\n")
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00}, "0000000000000000000000000000000000000000000000000000000000000000")
+	f.Fuzz(func(t *testing.T, crl []byte, thumbprints string) {
+		if lists, err := ParseCRLs(crl); err == nil && len(lists) == 0 {
+			t.Fatal("no CRL and no error")
+		}
+		fps, err := ParseThumbprints(thumbprints)
+		if err == nil {
+			for _, fp := range fps {
+				if !strings.Contains(strings.ToLower(strings.ReplaceAll(thumbprints, ":", "")), hex.EncodeToString(fp[:])) {
+					t.Fatalf("thumbprint %x is not in the input", fp)
+				}
+			}
 		}
 	})
 }

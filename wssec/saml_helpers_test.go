@@ -229,6 +229,8 @@ type messageSpec struct {
 	// KeyInfoSAML makes the message signature's KeyInfo the SAMLID STR
 	// (holder-of-key: the key is the assertion's).
 	KeyInfoSAML string
+	// BodyExtra is added to the Body, after the payload, before signing.
+	BodyExtra string
 }
 
 func buildMessage(t testing.TB, m messageSpec, signer *pki.Identity) []byte {
@@ -240,6 +242,7 @@ func buildMessage(t testing.TB, m messageSpec, signer *pki.Identity) []byte {
 		str = samlSTR(assertionID(t, m.Assertion))
 	}
 	msg = strings.Replace(msg, "{{STR}}", str, 1)
+	msg = strings.Replace(msg, "</soap:Body>", m.BodyExtra+"</soap:Body>", 1)
 	return signSOAP(t, msg, signer.Key, m.Refs, m.KeyInfoSAML)
 }
 

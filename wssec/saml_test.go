@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,8 +79,10 @@ func samlGoldens(t testing.TB) map[string][]byte {
 		// ... or into the evil assertion's Advice.
 		"saml-wrapped-advice": msg(messageSpec{Assertion: strings.Replace(evil(sv), "</saml2:Subject>",
 			"</saml2:Subject><saml2:Advice>"+sv+"</saml2:Advice>", 1), STR: true, Refs: svSTR.Refs}),
+		// ... or into a header block of its own.
+		"saml-wrapped-header": headerAssertion(t, msg(messageSpec{Assertion: evil(sv), STR: true, Refs: svSTR.Refs}), sv),
 		// ... or into the Body.
-		"saml-in-body": bodyAssertion(t, msg(messageSpec{Assertion: evil(sv), STR: true, Refs: svSTR.Refs}), sv),
+		"saml-in-body": msg(messageSpec{Assertion: evil(sv), STR: true, Refs: svSTR.Refs, BodyExtra: sv}),
 		// The signature references another ID than the assertion's.
 		"saml-reference-other-id": msg(messageSpec{Assertion: strings.Replace(sv, `ID="`+samlAssertionID+`"`, `ID="_evil"`, 1),
 			Refs: []string{samlBodyID, samlTSID, "_evil"}}),
@@ -108,12 +112,11 @@ func signedSHA1(t testing.TB, a *etree.Element, id *pki.Identity) string {
 	return xmlString(t, s)
 }
 
-// bodyAssertion puts assertion into msg's Body, after the payload. The
-// Body's digest breaks, which the message verifier reports; the SAML step,
-// run on its own, must refuse the placement before that matters.
-func bodyAssertion(t testing.TB, msg []byte, assertion string) []byte {
+// headerAssertion puts assertion in a header block of its own, before Security.
+func headerAssertion(t testing.TB, msg []byte, assertion string) []byte {
 	t.Helper()
-	return bytes.Replace(msg, []byte("</soap:Body>"), []byte(assertion+"</soap:Body>"), 1)
+	return bytes.Replace(msg, []byte("<soap:Header>"),
+		[]byte(`<soap:Header><x:Wrapper xmlns:x="urn:example:evil">`+assertion+`</x:Wrapper>`), 1)
 }
 
 func duplicateID(t testing.TB, msg []byte) []byte {
@@ -247,6 +250,7 @@ func TestSAMLGoldenTable(t *testing.T) {
 		{file: "saml-second-signed", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
 		{file: "saml-wrapped", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
 		{file: "saml-wrapped-advice", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
+		{file: "saml-wrapped-header", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
 		{file: "saml-in-body", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
 		{file: "saml-reference-other-id", want: ErrSAMLWrapping, fault: "InvalidSecurityToken"},
 		{file: "saml-nameid-comment", want: ErrSAMLComment, fault: "InvalidSecurityToken"},
@@ -454,6 +458,9 @@ func TestSAMLVerifier(t *testing.T) {
 		{file: "saml-hok-wrong-key", want: ErrSAMLConfirmation},
 		{file: "saml-wrapped", want: ErrUnprocessedSecurityElement}, // the Wrapper, before the assertion
 		{file: "saml-wrapped-advice", want: ErrSAMLWrapping},
+		{file: "saml-wrapped-header", want: ErrSAMLWrapping},
+		{file: "saml-in-body", want: ErrSAMLWrapping},
+		{file: "saml-duplicate-id", want: ErrDuplicateID},
 		{file: "saml-second-assertion", want: ErrSAMLWrapping},
 		{file: "saml-nameid-comment", want: ErrSAMLComment},
 		{file: "saml-tampered", want: ErrSAMLSignature},
@@ -536,5 +543,39 @@ func TestSAMLOneTimeUse(t *testing.T) {
 	v.Replay = nil
 	if _, err := v.Verify(context.Background(), first); !errors.Is(err, ErrSAMLMalformed) {
 		t.Fatalf("OneTimeUse without a replay cache: %v", err)
+	}
+}
+
+// Concurrent verifications on one SAML route share the policy and the
+// trust caches only (run with -race).
+func TestSAMLVerifierConcurrent(t *testing.T) {
+	v := samlRouteVerifier(t, nil)
+	msgs := [][]byte{goldenMessage(t, "saml-sv-str"), goldenMessage(t, "saml-hok-keyinfo"), goldenMessage(t, "saml-wrapped-advice")}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*8)
+	for i := 0; i < 8; i++ {
+		for j, m := range msgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := v.Verify(context.Background(), m)
+				switch {
+				case j < 2 && err != nil:
+					errs <- err
+				case j < 2:
+					if res.Assertion == nil || res.Assertion.Subject != "alice@example.com" {
+						errs <- errors.New("wrong assertion")
+					}
+					res.Release()
+				case !errors.Is(err, ErrSAMLWrapping):
+					errs <- fmt.Errorf("wrapped: %v", err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
