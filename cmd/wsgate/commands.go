@@ -19,15 +19,24 @@ import (
 )
 
 // newFlags returns a flag set that reports to stderr and never exits.
+// parseFlags prints its help.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("wsgate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {}
 	return fs
 }
 
-// parseFlags parses args and refuses stray positional arguments.
+// parseFlags parses args and refuses stray positional arguments. On -h it
+// prints the command's help (to stdout when run asked for it, see
+// cmdStderr) and reports false; run then exits 0.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			commandHelp(fs, helpRequested(stderr))
+		} else {
+			commandHelp(fs, stderr)
+		}
 		return false
 	}
 	if fs.NArg() > 0 {
@@ -37,28 +46,18 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
 	return true
 }
 
-// configProblems loads and validates the file at path and returns every
-// problem as "path.to.field: reason" (or the read/parse error), nil when valid.
+// configProblems checks the file at path (config.Check) and returns the
+// config, or every problem as "path.to.field: reason (line N)".
 func configProblems(path string) (*config.Config, []string) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, []string{err.Error()}
+	r := checkConfigFile(path)
+	if r.Config != nil {
+		return r.Config, nil
 	}
-	cfg, err := config.Load(data)
-	if err != nil {
-		return nil, []string{err.Error()}
+	out := make([]string, 0, len(r.Problems))
+	for _, p := range r.Problems {
+		out = append(out, p.String())
 	}
-	if err := cfg.Validate(); err != nil {
-		var out []string
-		for _, fe := range config.FieldErrors(err) {
-			out = append(out, fe.Error())
-		}
-		if len(out) == 0 {
-			out = []string{err.Error()}
-		}
-		return nil, out
-	}
-	return cfg, nil
+	return nil, out
 }
 
 // loadConfig is configProblems for commands that need a valid config: it
@@ -71,9 +70,12 @@ func loadConfig(path string, w io.Writer) (*config.Config, bool) {
 	return cfg, problems == nil
 }
 
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+// cmdCheckConfig prints every problem of the file, of the secrets
+// directory and (with -secrets) of every secret the file names.
+func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check-config", stderr)
 	path := fs.String("config", "", "configuration file (required)")
+	withSecrets := fs.Bool("secrets", false, "also read every secret the file names from the configured backend")
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}
@@ -81,7 +83,18 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wsgate check-config: -config is required")
 		return exitUsage
 	}
-	if _, ok := loadConfig(*path, stdout); !ok {
+	r := checkConfigFile(*path)
+	if cfg := r.Partial(); cfg != nil {
+		baseDir := filepath.Dir(*path)
+		checkSecretsDir(r, cfg, baseDir)
+		if *withSecrets {
+			checkSecrets(ctx, r, cfg, baseDir, stderr)
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(stdout, "%s: %s\n", *path, p)
+	}
+	if len(r.Problems) > 0 {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
@@ -282,14 +295,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}
-	version := "(devel)"
-	info, ok := debug.ReadBuildInfo()
-	if ok && info.Main.Version != "" {
-		version = info.Main.Version
-	}
-	fmt.Fprintf(stdout, "wsgate %s\n%s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	if ok {
-		fmt.Fprintf(stdout, "\n%s", info)
-	}
+	info, _ := debug.ReadBuildInfo()
+	fmt.Fprint(stdout, stampOf(version, revision, info, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	return exitOK
 }

@@ -5,19 +5,22 @@
 // Usage:
 //
 //	wsgate serve -config FILE
-//	wsgate check-config -config FILE
+//	wsgate check-config -config FILE [-secrets]
 //	wsgate sign -config FILE -route NAME [-in F] [-out F]
 //	wsgate verify -config FILE -route NAME [-in F] [-at RFC3339]
 //	wsgate demo [-dir DIR] [-listen ADDR]
 //	wsgate version
+//	wsgate help [COMMAND]
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -49,34 +52,120 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "serve":
-		return cmdServe(ctx, rest, stdout, stderr)
-	case "check-config":
-		return cmdCheckConfig(rest, stdout, stderr)
-	case "sign":
-		return cmdSign(ctx, rest, stdin, stdout, stderr)
-	case "verify":
-		return cmdVerify(ctx, rest, stdin, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, rest, stdout, stderr, nil)
-	case "version":
-		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
-		usage(stdout)
+		if len(rest) == 0 {
+			usage(stdout)
+			return exitOK
+		}
+		if _, ok := findCommand(rest[0]); !ok {
+			fmt.Fprintf(stderr, "wsgate help: unknown command %q\n", rest[0])
+			usage(stderr)
+			return exitUsage
+		}
+		return run(ctx, []string{rest[0], "-h"}, stdin, stdout, stderr)
+	case "--version", "-version":
+		cmd = "version"
+	}
+	// Commands report a help request through their stderr (parseFlags).
+	errOut := &cmdStderr{Writer: stderr, stdout: stdout}
+	code := exitUsage
+	switch cmd {
+	case "serve":
+		code = cmdServe(ctx, rest, stdout, errOut)
+	case "check-config":
+		code = cmdCheckConfig(ctx, rest, stdout, errOut)
+	case "sign":
+		code = cmdSign(ctx, rest, stdin, stdout, errOut)
+	case "verify":
+		code = cmdVerify(ctx, rest, stdin, stdout, errOut)
+	case "demo":
+		code = cmdDemo(ctx, rest, stdout, errOut, nil)
+	case "version":
+		code = cmdVersion(rest, stdout, errOut)
+	default:
+		fmt.Fprintf(stderr, "wsgate: unknown command %q\n", cmd)
+		usage(stderr)
+		return exitUsage
+	}
+	if errOut.help {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "wsgate: unknown command %q\n", cmd)
-	usage(stderr)
-	return exitUsage
+	return code
+}
+
+// cmdStderr is the stderr run hands a command. A command's parseFlags
+// cannot return "help was asked for" through the command's exit code, so it
+// marks it here; run then exits 0, and the help went to stdout.
+type cmdStderr struct {
+	io.Writer
+	stdout io.Writer
+	help   bool
+}
+
+// helpRequested marks a help request on w (when run made it) and returns
+// where the help goes: stdout for run, else w itself.
+func helpRequested(w io.Writer) io.Writer {
+	if c, ok := w.(*cmdStderr); ok {
+		c.help = true
+		return c.stdout
+	}
+	return w
+}
+
+// command is one line of wsgate's help.
+type command struct {
+	name, synopsis, summary string
+}
+
+// commands lists wsgate's commands for help, in the order usage shows them.
+func commands() []command {
+	return []command{
+		{"serve", "-config FILE", "run the proxy until SIGINT/SIGTERM; SIGHUP reloads config and secrets"},
+		{"check-config", "-config FILE [-secrets]", "print every problem of a configuration file as FILE: path.to.field: reason; " +
+			"-secrets also reads every secret it names"},
+		{"sign", "-config FILE -route NAME [-in F] [-out F]", "sign a SOAP envelope with the route's outbound identity"},
+		{"verify", "-config FILE -route NAME [-in F] [-at TIME]", "verify a SOAP envelope offline with the route's inbound policy"},
+		{"demo", "[-dir DIR] [-listen ADDR]", "run the embedded default with demo keys and upstreams"},
+		{"version", "", "print the version (release or VCS revision), the Go version and build information"},
+	}
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  wsgate serve -config FILE                                  run the proxy
-  wsgate check-config -config FILE                           validate a configuration file
-  wsgate sign -config FILE -route NAME [-in F] [-out F]      sign a SOAP envelope with the route's identity
-  wsgate verify -config FILE -route NAME [-in F] [-at TIME]  verify a SOAP envelope offline
-  wsgate demo [-dir DIR] [-listen ADDR]                      run the embedded default with demo keys and upstreams
-  wsgate version                                             print version and build information
-`)
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %s\n      %s\n", strings.TrimSpace("wsgate "+c.name+" "+c.synopsis), c.summary)
+	}
+	b.WriteString("\n`wsgate help COMMAND` or `wsgate COMMAND -h` describes a command's flags; " +
+		"`wsgate --version` = `wsgate version`.\n" +
+		"Exit codes: 0 ok, 1 the answer is no (problems found, verification failed, serve failed), 2 bad command line.\n")
+	fmt.Fprint(w, b.String())
+}
+
+// commandHelp prints the help of fs's command to w.
+func commandHelp(fs *flag.FlagSet, w io.Writer) {
+	name := strings.TrimPrefix(fs.Name(), "wsgate ")
+	c, _ := findCommand(name)
+	fmt.Fprintf(w, "usage: wsgate %s %s\n", name, c.synopsis)
+	if c.summary != "" {
+		fmt.Fprintf(w, "\n%s\n", c.summary)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(w, "\nflags:\n")
+		out := fs.Output()
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(out)
+	}
 }

@@ -339,6 +339,9 @@ func TestVerifyCommand(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil { // check-config reports a missing one
+		t.Fatal(err)
+	}
 	good := filepath.Join(dir, "good.yaml")
 	bad := filepath.Join(dir, "bad.yaml")
 	unknown := filepath.Join(dir, "unknown.yaml")
@@ -397,6 +400,9 @@ routes:
 
 func TestDemoConfigIsValid(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil { // check-config reports a missing one
+		t.Fatal(err)
+	}
 	path := filepath.Join(dir, "wsgate.yaml")
 	writeTestFile(t, path, demoConfigFor("127.0.0.1:8080", "http://127.0.0.1:1", "http://127.0.0.1:2"))
 	code, out, _ := runCmd(t, "", "check-config", "-config", path)
