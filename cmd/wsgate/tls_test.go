@@ -4,19 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/pki"
-	"wsgate/internal/testclock"
 )
 
 // servedGateway is a `wsgate serve` running in the test process.
@@ -83,35 +79,6 @@ func identityFields(t *testing.T, id *pki.Identity, parents ...*x509.Certificate
 	}
 }
 
-// issueServer issues a TLS server certificate for 127.0.0.1 from ca (the
-// test PKI issues no SANs, which TLS clients require).
-func issueServer(t *testing.T, ca *pki.Identity, cn string) *pki.Identity {
-	t.Helper()
-	key, err := pki.Issuer{}.NewKey(pki.ECP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(nil, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pki.Identity{Cert: cert, Key: key}
-}
-
 func mustIssue(t *testing.T, opts pki.Options, parent *pki.Identity) *pki.Identity {
 	t.Helper()
 	id, err := pki.Issuer{}.Issue(opts, parent)
@@ -133,7 +100,7 @@ func TestMutualTLS(t *testing.T) {
 	serverCA := mustIssue(t, pki.Options{CommonName: "server-ca", IsCA: true, Key: pki.ECP256}, nil)
 	clientCA := mustIssue(t, pki.Options{CommonName: "client-ca", IsCA: true, Key: pki.ECP256}, nil)
 	otherCA := mustIssue(t, pki.Options{CommonName: "other-ca", IsCA: true, Key: pki.ECP256}, nil)
-	server := issueServer(t, serverCA, "gw.test")
+	server := gatewaytest.IssueServer(t, serverCA, "gw.test")
 	valid := mustIssue(t, pki.Options{CommonName: "partner-1", Key: pki.ECP256}, clientCA)
 	wrongCA := mustIssue(t, pki.Options{CommonName: "intruder", Key: pki.ECP256}, otherCA)
 	expired := mustIssue(t, pki.Options{CommonName: "old-partner", Key: pki.ECP256,
@@ -219,7 +186,7 @@ routes:
 
 	// Rotation: a new listener certificate and a new client CA bundle apply
 	// to new connections after SIGHUP, without restarting the listener.
-	server2 := issueServer(t, serverCA, "gw2.test")
+	server2 := gatewaytest.IssueServer(t, serverCA, "gw2.test")
 	clientCA2 := mustIssue(t, pki.Options{CommonName: "client-ca-2", IsCA: true, Key: pki.ECP256}, nil)
 	valid2 := mustIssue(t, pki.Options{CommonName: "partner-2", Key: pki.ECP256}, clientCA2)
 	writeSecretJSON(t, dir, "wsgate/tls/listener", identityFields(t, server2, serverCA.Cert))
@@ -247,69 +214,5 @@ routes:
 	}
 	if strings.Contains(gw.logs.String(), "PRIVATE KEY") {
 		t.Error("a private key reached the log")
-	}
-}
-
-// upstream_tls: the upstream is trusted through the route's CA bundle
-// secret (not the system roots) and wsgate presents the identity secret as
-// its client certificate; both follow a refresh, per new connection.
-func TestUpstreamTLS(t *testing.T) {
-	dir := t.TempDir()
-	serverCA := mustIssue(t, pki.Options{CommonName: "upstream-ca", IsCA: true, Key: pki.ECP256}, nil)
-	otherCA := mustIssue(t, pki.Options{CommonName: "other-ca", IsCA: true, Key: pki.ECP256}, nil)
-	clientCA := mustIssue(t, pki.Options{CommonName: "gateway-ca", IsCA: true, Key: pki.ECP256}, nil)
-	gwClient := mustIssue(t, pki.Options{CommonName: "wsgate-client", Key: pki.ECP256}, clientCA)
-	server := issueServer(t, serverCA, "upstream.test")
-
-	clientPool := x509.NewCertPool()
-	clientPool.AddCert(clientCA.Cert)
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close") // every request dials, so every request sees the current secrets
-		_, _ = w.Write([]byte("hello " + r.TLS.PeerCertificates[0].Subject.CommonName))
-	}))
-	up.TLS = &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Cert.Raw}, PrivateKey: server.Key}},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    clientPool,
-	}
-	up.StartTLS()
-	t.Cleanup(up.Close)
-
-	writeSecretJSON(t, dir, "wsgate/trust/upstream", map[string]string{"certificates": string(pki.CertPEM(serverCA.Cert))})
-	writeSecretJSON(t, dir, "wsgate/tls/upstream-client", identityFields(t, gwClient))
-	g := newTestGateway(t, dir, `
-log: {level: error}
-secrets: {backend: file, file: {dir: secrets}}
-routes:
-  - name: tls
-    path_prefix: /tls
-    upstream: "`+up.URL+`"
-    public: true
-    upstream_tls: {ca: wsgate/trust/upstream, identity: wsgate/tls/upstream-client}
-  - {name: roots, path_prefix: /roots, upstream: "`+up.URL+`", public: true}
-`, testclock.New(time.Now()), &syncBuffer{})
-
-	get := func(path string) (int, string) {
-		w := serveReq(g, httptest.NewRequest(http.MethodGet, path, nil))
-		return w.Code, w.Body.String()
-	}
-	if code, _ := get("/tls/x"); code != http.StatusBadGateway {
-		t.Errorf("before the secrets loaded: %d", code)
-	}
-	if err := g.secrets.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := get("/tls/x"); code != http.StatusOK || body != "hello wsgate-client" {
-		t.Errorf("with upstream_tls: %d %q", code, body)
-	}
-	if code, _ := get("/roots/x"); code != http.StatusBadGateway {
-		t.Errorf("system roots only: %d", code)
-	}
-	writeSecretJSON(t, dir, "wsgate/trust/upstream", map[string]string{"certificates": string(pki.CertPEM(otherCA.Cert))})
-	if err := g.secrets.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if code, _ := get("/tls/x"); code != http.StatusBadGateway {
-		t.Errorf("after the CA bundle rotated away from the upstream's CA: %d", code)
 	}
 }

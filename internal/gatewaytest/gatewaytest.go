@@ -7,9 +7,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +23,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"wsgate/internal/pki"
+	"wsgate/internal/vaulttest"
 )
 
 // Buffer collects a process's output; it is safe for the concurrent writes
@@ -253,4 +261,72 @@ func WriteSecret(t testing.TB, dir, path string, fields map[string]string) {
 		t.Fatal(err)
 	}
 	WriteFile(t, filepath.Join(dir, filepath.FromSlash(path)+".json"), b)
+}
+
+// IssueServer issues a TLS server certificate for 127.0.0.1 from ca (the
+// test PKI issues no SANs, which TLS clients require).
+func IssueServer(t testing.TB, ca *pki.Identity, cn string) *pki.Identity {
+	t.Helper()
+	key, err := pki.Issuer{}.NewKey(pki.ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pki.Identity{Cert: cert, Key: key}
+}
+
+// Vault starts a Vault dev server for t, stopped at cleanup, with a secrets
+// engine of each type in engines mounted at its type's name, and returns it
+// with a root client.
+func Vault(t testing.TB, engines ...string) (*vaulttest.Server, *vault.Client) {
+	t.Helper()
+	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	for _, e := range engines {
+		if err := srv.Mount(context.Background(), e, e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, root
+}
+
+// VaultPKIRole generates a root CA in the pki mount and the role "wsgate"
+// allowing gw.example for up to 48h; it returns the generate response.
+func VaultPKIRole(t testing.TB, root *vault.Client) *vault.Secret {
+	t.Helper()
+	ctx := context.Background()
+	gen, err := root.Logical().WriteWithContext(ctx, "pki/root/generate/internal", map[string]any{"common_name": "test root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().WriteWithContext(ctx, "pki/roles/wsgate", map[string]any{
+		"allowed_domains": "gw.example", "allow_bare_domains": true, "max_ttl": "48h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return gen
 }

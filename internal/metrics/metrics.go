@@ -4,9 +4,12 @@
 package metrics
 
 import (
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Outcomes of wsgate_requests_total and wsgate_secret_refresh_total.
@@ -47,6 +50,38 @@ type Sources struct {
 	// budget's size) and wsgate_memory_budget_in_use_bytes (what requests
 	// hold of it).
 	MemoryBudget func() (inUse, limit int64)
+	// Version labels wsgate_build_info; empty means the main module's
+	// version from the build info, or its VCS revision.
+	Version string
+}
+
+// Version is the release version of the running binary: the main module's
+// version when it was built from a tagged module, else its VCS revision
+// (with +dirty for a modified tree), else "(devel)".
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "(devel)"
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	return rev
 }
 
 // New registers the metric families on reg; now is the clock of the secret
@@ -79,7 +114,18 @@ func New(reg prometheus.Registerer, src Sources, now func() time.Time) (*Metrics
 			Help: "Secret refresh rounds, by outcome (success, failure).",
 		}, []string{"outcome"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.rejections, m.upstream, m.refreshes}
+	version := src.Version
+	if version == "" {
+		version = Version()
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "wsgate_build_info",
+		Help:        "Always 1; labelled with the wsgate version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	cs := []prometheus.Collector{m.requests, m.duration, m.rejections, m.upstream, m.refreshes, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	if src.SecretAges != nil {
 		cs = append(cs, &ageCollector{ages: src.SecretAges, now: now, desc: prometheus.NewDesc(
 			"wsgate_secret_age_seconds",

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"wsgate/config"
 	"wsgate/internal/metrics"
+	"wsgate/internal/reqscope"
 	"wsgate/rest"
 	"wsgate/soap"
 	"wsgate/wssec"
@@ -93,7 +94,7 @@ func (tp trustedProxies) clientIP(r *http.Request) (ip string, viaTrusted bool) 
 // one gateway for the whole request (a reload never splits a request),
 // and afterwards writes the access log line and the request metrics.
 type frontDoor struct {
-	cur     func() *gateway
+	cur     func() *generation
 	metrics *metrics.Metrics
 	now     func() time.Time
 }
@@ -109,7 +110,7 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id == "" {
-		id = soap.NewRequestID()
+		id = reqscope.NewID()
 	}
 	r.Header.Set(soap.RequestIDHeader, id)
 	st := &reqState{id: id, clientIP: ip}
@@ -284,4 +285,10 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	res, err := t.next.RoundTrip(r)
 	t.metrics.Upstream(t.route, t.now().Sub(start))
 	return res, err
+}
+
+// Handler is the proxy listener's handler: the front door in front of the
+// configuration in service.
+func (g *Gateway) Handler() http.Handler {
+	return &frontDoor{cur: g.current, metrics: g.metrics, now: g.now}
 }

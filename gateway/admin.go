@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func routeSecrets(r *config.Route) []string {
 
 // readinessOf reports g: config loaded (g exists), and every secret and key
 // set of every route loaded.
-func readinessOf(ctx context.Context, g *gateway) readiness {
+func readinessOf(ctx context.Context, g *generation) readiness {
 	st := readiness{Ready: true, Secrets: g.secrets.Status(), Replay: replayStatus{Store: g.cfg.Replay.Store, OK: true}}
 	var pkiPath string
 	if g.tls != nil && g.tls.pki != nil {
@@ -169,7 +169,7 @@ func readinessOf(ctx context.Context, g *gateway) readiness {
 // adminHandler serves /healthz (process alive), /readyz (the configuration
 // in service has every secret and key set loaded; 503 otherwise) and
 // /metrics (Prometheus text format, from reg). It belongs on admin_listen only.
-func adminHandler(cur func() *gateway, reg prometheus.Gatherer) http.Handler {
+func adminHandler(cur func() *generation, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -189,3 +189,7 @@ func adminHandler(cur func() *gateway, reg prometheus.Gatherer) http.Handler {
 	}
 	return mux
 }
+
+// AdminHandler serves /healthz, /readyz and /metrics for the configuration
+// in service. It belongs on admin_listen only, never on the proxy listener.
+func (g *Gateway) AdminHandler() http.Handler { return adminHandler(g.current, g.registry) }

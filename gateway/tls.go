@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -137,7 +137,7 @@ func baseTLSConfig() *tls.Config {
 
 // listenerConfig is the proxy listener's tls.Config. cur returns the
 // gateway now in service; its listenerTLS decides each handshake.
-func listenerConfig(cur func() *gateway) *tls.Config {
+func listenerConfig(cur func() *generation) *tls.Config {
 	c := baseTLSConfig()
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		l := cur().tls

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bytes"
@@ -19,50 +19,29 @@ var goldenAt = time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
 
 // soapProcess builds a process serving one soap route that trusts the
 // golden test PKI, with the config file at dir/wsgate.yaml (for reloads).
-func soapProcess(t *testing.T, replay string) (*process, *frontDoor, *recordingUpstream, string) {
+func soapProcess(t *testing.T, replay string) (*Gateway, http.Handler, *recordingUpstream, string) {
 	t.Helper()
 	dir := t.TempDir()
 	up := newRecordingUpstream(t)
-	trust, err := os.ReadFile("../../testdata/pki/trust.pem")
+	trust, err := os.ReadFile("../testdata/pki/trust.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeSecretJSON(t, dir, "wsgate/trust/partners", map[string]string{"certificates": string(trust)})
-	path := filepath.Join(dir, "wsgate.yaml")
-	writeTestFile(t, path, `
+	g := newTestGateway(t, dir, `
 log: {level: info}
 secrets: {backend: file, file: {dir: secrets}}
 replay: `+replay+`
 routes:
   - {name: orders, path_prefix: /soap/orders, upstream: "`+up.URL+`", soap: {trust: wsgate/trust/partners}}
-`)
-	var problems strings.Builder
-	cfg, ok := loadConfig(path, &problems)
-	if !ok {
-		t.Fatal(problems.String())
-	}
-	clk := testclock.New(goldenAt)
-	p, err := newProcess(cfg.Log, &syncBuffer{}, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cfgPath = path
-	g, err := p.build(cfg, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c := g.stores.close; c != nil {
-			c()
-		}
-	})
-	_ = g.refreshSecrets(t.Context())
-	return p, &frontDoor{cur: p.current, metrics: p.metrics, now: clk.Now}, up, path
+`, testclock.New(goldenAt), &syncBuffer{})
+	_ = g.Refresh(t.Context())
+	return g, g.Handler(), up, filepath.Join(dir, "wsgate.yaml")
 }
 
 func postGolden(t *testing.T, h http.Handler, name string) *httptest.ResponseRecorder {
 	t.Helper()
-	msg, err := os.ReadFile(filepath.Join("../../testdata/wssec", name))
+	msg, err := os.ReadFile(filepath.Join("../testdata/wssec", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +60,7 @@ func TestReplayCacheSurvivesReload(t *testing.T) {
 		t.Fatalf("first: %d %s", w.Code, w.Body)
 	}
 	old := p.current()
-	if err := p.reload(t.Context()); err != nil {
+	if err := reloadFile(t, p); err != nil {
 		t.Fatal(err)
 	}
 	if p.current() == old {
@@ -103,7 +82,7 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		t.Errorf("redis down: %d %s (upstream hits %d)", w.Code, w.Body, up.hits.Load())
 	}
 	rec := httptest.NewRecorder()
-	adminHandler(p.current, p.registry).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	p.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	var st readiness
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatal(err)

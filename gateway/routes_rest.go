@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"wsgate/config"
+	"wsgate/internal/reqscope"
 	"wsgate/oauth"
 	"wsgate/rest"
-	"wsgate/soap"
 )
 
 // idpTimeout bounds one JWKS fetch or introspection call.
@@ -105,7 +105,7 @@ func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler) (http.Handl
 		KeepAuthorization: r.KeepAuthorization,
 		Upstream:          up,
 		Logger:            logger, // the audit records name the route themselves
-		NewRequestID:      soap.NewRequestID,
+		NewRequestID:      reqscope.NewID,
 		OnDecision:        restDecision(env.metrics),
 	}
 	// Set only when configured: a nil *Memory in the interface would not be nil.

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"crypto/rand"
@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,8 +21,7 @@ import (
 // opsGateway is a gateway built like serve builds it, behind the front
 // door, without a listener.
 type opsGateway struct {
-	p     *process
-	g     *gateway
+	g     *Gateway
 	front http.Handler
 	admin http.Handler
 	logs  *syncBuffer
@@ -44,24 +42,9 @@ func newOpsGateway(t *testing.T, yaml string) *opsGateway {
 	ca := mustIssue(t, pki.Options{CommonName: "partners", IsCA: true, Key: pki.ECP256}, nil)
 	writeSecretJSON(t, dir, "wsgate/jwks/hmac", map[string]string{"secret": base64.StdEncoding.EncodeToString(o.hmac)})
 	writeSecretJSON(t, dir, "wsgate/trust/partners", map[string]string{"certificates": string(pki.CertPEM(ca.Cert))})
-	path := filepath.Join(dir, "wsgate.yaml")
-	writeTestFile(t, path, strings.ReplaceAll(yaml, "UPSTREAM", o.up.URL))
-	var problems strings.Builder
-	cfg, ok := loadConfig(path, &problems)
-	if !ok {
-		t.Fatalf("config: %s", problems.String())
-	}
-	p, err := newProcess(cfg.Log, o.logs, o.clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.g, err = p.build(cfg, dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	p.cfgPath = path
-	o.p = p
-	o.front = &frontDoor{cur: p.current, metrics: p.metrics, now: o.clk.Now}
-	o.admin = adminHandler(p.current, p.registry)
+	o.g = newTestGateway(t, dir, strings.ReplaceAll(yaml, "UPSTREAM", o.up.URL), o.clk, o.logs)
+	o.front = o.g.Handler()
+	o.admin = o.g.AdminHandler()
 	return o
 }
 
@@ -94,7 +77,7 @@ routes:
 // round trips, the secret refresh and the secrets' age.
 func TestMetricsAfterKnownSequence(t *testing.T) {
 	o := newOpsGateway(t, opsRoutes)
-	if err := o.g.refreshSecrets(t.Context()); err != nil {
+	if err := o.g.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	good := mintJWT(t, jose.HS256, o.hmac, "", o.clk, nil)
@@ -182,7 +165,7 @@ func grepLines(s, prefix string) string {
 // log follows X-Forwarded-For only through trusted proxies.
 func TestRequestIDFromTrustedProxiesOnly(t *testing.T) {
 	o := newOpsGateway(t, opsRoutes)
-	if err := o.g.refreshSecrets(t.Context()); err != nil {
+	if err := o.g.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -254,7 +237,7 @@ func TestRateLimitSurvivesReload(t *testing.T) {
 	if w := o.do(httptest.NewRequest(http.MethodGet, "/limited/a", nil)); w.Code != http.StatusOK {
 		t.Fatalf("first: %d", w.Code)
 	}
-	if err := o.p.reload(t.Context()); err != nil {
+	if err := reloadFile(t, o.g); err != nil {
 		t.Fatal(err)
 	}
 	w := o.do(httptest.NewRequest(http.MethodGet, "/limited/a", nil))

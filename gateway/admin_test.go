@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"encoding/json"
@@ -26,10 +26,10 @@ func TestAdminReadiness(t *testing.T) {
 	mem := secrets.NewMemory()
 	mgr := secrets.NewManager(mem, nil, func() time.Time { return now })
 	mgr.Trust("wsgate/trust/partners")
-	g := &gateway{cfg: &config.Config{Routes: []config.Route{
+	g := &generation{cfg: &config.Config{Routes: []config.Route{
 		{Name: "orders", SOAP: &config.SOAP{Trust: "wsgate/trust/partners"}},
 	}}, secrets: mgr}
-	h := adminHandler(func() *gateway { return g }, prometheus.NewRegistry())
+	h := adminHandler(func() *generation { return g }, prometheus.NewRegistry())
 
 	get := func(path string) (int, readiness) {
 		rec := httptest.NewRecorder()

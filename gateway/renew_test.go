@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"wsgate/config"
+	"wsgate/internal/gatewaytest"
 	"wsgate/internal/vaulttest"
 	"wsgate/secrets"
 )
@@ -21,42 +22,12 @@ func vaultConfig(addr string, auth config.VaultAuth) *config.Config {
 	}}}
 }
 
-// startVault starts a Vault dev server for t, stopped at cleanup, with a
-// secrets engine of each type in engines mounted at its type's name, and
-// returns it with a root client.
 func startVault(t *testing.T, engines ...string) (*vaulttest.Server, *vault.Client) {
-	t.Helper()
-	srv, err := vaulttest.Start(vaulttest.Bin(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	for _, e := range engines {
-		if err := srv.Mount(t.Context(), e, e, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, root
+	return gatewaytest.Vault(t, engines...)
 }
 
-// vaultPKIRole generates a root CA in the pki mount and the role "wsgate"
-// allowing gw.example for up to 48h; it returns the generate response.
 func vaultPKIRole(t *testing.T, root *vault.Client) *vault.Secret {
-	t.Helper()
-	gen, err := root.Logical().WriteWithContext(t.Context(), "pki/root/generate/internal", map[string]any{"common_name": "test root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.Logical().WriteWithContext(t.Context(), "pki/roles/wsgate", map[string]any{
-		"allowed_domains": "gw.example", "allow_bare_domains": true, "max_ttl": "48h",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return gen
+	return gatewaytest.VaultPKIRole(t, root)
 }
 
 func TestNewVaultBackendResolvesPaths(t *testing.T) {

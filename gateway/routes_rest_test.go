@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -18,20 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"wsgate/config"
 	"wsgate/internal/testclock"
 )
-
-func TestMain(m *testing.M) {
-	// gin decides its mode at init, before the test flags exist; keep its
-	// debug banner out of the test output.
-	gin.SetMode(gin.TestMode)
-	os.Exit(m.Run())
-}
 
 // t0 is the fixed "now" of the gateway tests.
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -66,31 +57,6 @@ func (u *recordingUpstream) header() http.Header {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last
-}
-
-// newTestGateway writes yaml as DIR/wsgate.yaml, loads it like serve does and
-// builds the gateway with clk, logging to logs.
-func newTestGateway(t *testing.T, dir, yaml string, clk *testclock.Clock, logs *syncBuffer) *gateway {
-	t.Helper()
-	path := filepath.Join(dir, "wsgate.yaml")
-	writeTestFile(t, path, yaml)
-	var problems strings.Builder
-	cfg, ok := loadConfig(path, &problems)
-	if !ok {
-		t.Fatalf("config: %s", problems.String())
-	}
-	g, err := newGateway(cfg, dir, newLogger(cfg.Log, logs), clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// serveReq runs one request through the gateway's router.
-func serveReq(g *gateway, r *http.Request) *httptest.ResponseRecorder {
-	w := httptest.NewRecorder()
-	g.handler.ServeHTTP(w, r)
-	return w
 }
 
 func bearerGet(target, token string) *http.Request {
@@ -180,10 +146,10 @@ func (idp *fakeIdP) fail() {
 	idp.mu.Unlock()
 }
 
-func readyz(t *testing.T, g *gateway) (int, readiness) {
+func readyz(t *testing.T, g *Gateway) (int, readiness) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	adminHandler(func() *gateway { return g }, nil).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	g.AdminHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	var r readiness
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Fatalf("/readyz body: %v: %s", err, w.Body)
@@ -224,8 +190,8 @@ routes:
       scopes: [{methods: [GET], path: "/**", any_of: [orders.read]}]
       forward_claims: {sub: X-Auth-Subject}
 `, clk, logs)
-	if len(g.jwks) != 1 {
-		t.Fatalf("gateway has %d JWKS sources, want 1", len(g.jwks))
+	if len(g.current().jwks) != 1 {
+		t.Fatalf("gateway has %d JWKS sources, want 1", len(g.current().jwks))
 	}
 	if code, r := readyz(t, g); code != http.StatusServiceUnavailable || r.Ready || len(r.JWKS) != 1 || r.JWKS[0].Loaded {
 		t.Errorf("/readyz before any fetch: %d %+v", code, r)
@@ -245,11 +211,11 @@ routes:
 		{"k1 removed: its token is revoked", nil, mintJWT(t, jose.ES256, k1, "k1", clk, nil), http.StatusUnauthorized},
 		{"rotated to k3, SIGHUP refresh", func() {
 			idp.publish(t, map[string]*ecdsa.PrivateKey{"k3": k3})
-			g.refresh(context.Background())
+			_ = g.Refresh(context.Background())
 		}, mintJWT(t, jose.ES256, k3, "k3", clk, nil), http.StatusOK},
 		{"IdP down: last good set kept", func() {
 			idp.fail()
-			g.refresh(context.Background())
+			_ = g.Refresh(context.Background())
 		}, mintJWT(t, jose.ES256, k3, "k3", clk, map[string]any{"sub": "bob"}), http.StatusOK},
 	}
 	for _, s := range steps {
@@ -299,10 +265,10 @@ routes:
 `, testclock.New(time.Now()), &syncBuffer{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.serve(ctx, nil) }()
+	go func() { done <- g.Serve(ctx, nil) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if loaded, _, _ := g.jwks[0].src.Status(); loaded {
+		if loaded, _, _ := g.current().jwks[0].src.Status(); loaded {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -328,13 +294,7 @@ func TestRESTRouteWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeSecret := func(path string, fields map[string]string) {
-		b, err := json.Marshal(fields)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := writeFile(secretFile(filepath.Join(dir, "secrets"), path), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeSecretJSON(t, dir, path, fields)
 	}
 	writeSecret("wsgate/jwks/hmac", map[string]string{"secret": base64.StdEncoding.EncodeToString(hmacKey)})
 	writeSecret("wsgate/oauth/introspection", map[string]string{"client_id": "wsgate", "client_secret": "s3cret"})
@@ -388,7 +348,7 @@ routes:
 	if w := serveReq(g, bearerGet("/api/plain/x", good)); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("before secrets loaded: %d %s", w.Code, w.Body)
 	}
-	if err := g.secrets.Refresh(context.Background()); err == nil {
+	if err := g.current().secrets.Refresh(context.Background()); err == nil {
 		t.Fatal("refresh: want an error for the missing secret")
 	}
 
@@ -496,12 +456,8 @@ routes:
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "wsgate.yaml")
 			writeTestFile(t, path, tt.yaml)
-			var problems strings.Builder
-			cfg, ok := loadConfig(path, &problems)
-			if !ok {
-				t.Fatalf("config: %s", problems.String())
-			}
-			_, err := newGateway(cfg, dir, newLogger(config.Log{Level: "error"}, &syncBuffer{}), time.Now)
+			cfg := loadTestConfig(t, path)
+			_, err := New(cfg, Deps{BaseDir: dir})
 			if err == nil || !strings.Contains(err.Error(), "route orders") || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one naming the route and %q", err, tt.want)
 			}
@@ -538,25 +494,18 @@ routes:
     rate_limit: {per: subject, rate: 100, burst: 200}   # per: subject | client_ip | client_cert | route
 `
 
-// check-config accepts the spec's REST example, and serve can build it
-// without touching the network.
-func TestCheckConfigSpecRESTExample(t *testing.T) {
+// The spec's REST example loads, and the gateway builds it without
+// touching the network.
+func TestSpecRESTExampleBuilds(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wsgate.yaml")
 	writeTestFile(t, path, specRESTExample)
-	code, out, _ := runCmd(t, "", "check-config", "-config", path)
-	if code != exitOK || out != path+": ok\n" {
-		t.Fatalf("check-config: exit %d, %q", code, out)
-	}
-	cfg, ok := loadConfig(path, &strings.Builder{})
-	if !ok {
-		t.Fatal("config does not load")
-	}
-	g, err := newGateway(cfg, dir, newLogger(config.Log{Level: "error"}, &syncBuffer{}), time.Now)
+	cfg := loadTestConfig(t, path)
+	g, err := New(cfg, Deps{BaseDir: dir})
 	if err != nil {
-		t.Fatalf("newGateway: %v", err)
+		t.Fatalf("New: %v", err)
 	}
-	if len(g.jwks) != 1 || g.jwks[0].url != "https://idp.example.com/.well-known/jwks.json" {
-		t.Errorf("jwks sources: %+v", g.jwks)
+	if len(g.current().jwks) != 1 || g.current().jwks[0].url != "https://idp.example.com/.well-known/jwks.json" {
+		t.Errorf("jwks sources: %+v", g.current().jwks)
 	}
 }

@@ -1,10 +1,9 @@
-package main
+package gateway
 
 import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -34,7 +33,7 @@ type soapService struct {
 
 func (s *soapService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	ca := readPEMCert(s.t, "../../testdata/pki/ca.pem")
+	ca := readPEMCert(s.t, "../testdata/pki/ca.pem")
 	v := &wssec.Verifier{
 		Policy: wssec.Policy{RequireSigned: []wssec.Part{wssec.PartBody, wssec.PartTimestamp}},
 		Trust:  staticCerts{ca},
@@ -70,19 +69,6 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 	return c
 }
 
-func writeSecret(t *testing.T, dir, path string, fields map[string]string) {
-	t.Helper()
-	b, err := json.Marshal(fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "secrets", path+".json")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, p, string(b))
-}
-
 // TestBridgeRouteEndToEnd: a bridge route built from config behind its
 // oauth edge, and a SOAP route with sign_response.
 func TestBridgeRouteEndToEnd(t *testing.T) {
@@ -94,22 +80,22 @@ func TestBridgeRouteEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../../testdata", p))
+		b, err := os.ReadFile(filepath.Join("../testdata", p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
 	}
-	writeSecret(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
-	writeSecret(t, dir, "wsgate/signing/bridge", map[string]string{"certificate": read("pki/partner-rsa.pem"), "private_key": read("pki/partner-rsa.key.pem")})
-	writeSecret(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
+	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
+	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{"certificate": read("pki/partner-rsa.pem"), "private_key": read("pki/partner-rsa.key.pem")})
+	writeSecretJSON(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
 	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeTestFile(t, filepath.Join(dir, "templates", "get-order.xml.tmpl"), read("bridge/get-order.xml.tmpl"))
 
 	// The SOAP service answers signed by the ECDSA partner, as verify_response requires.
-	ecChain := readPEMCert(t, "../../testdata/pki/partner-ecdsa.pem")
+	ecChain := readPEMCert(t, "../testdata/pki/partner-ecdsa.pem")
 	ecKeyBlock, _ := pem.Decode([]byte(read("pki/partner-ecdsa.key.pem")))
 	ecKey, err := x509.ParsePKCS8PrivateKey(ecKeyBlock.Bytes)
 	if err != nil {
@@ -145,7 +131,7 @@ routes:
       sign: {identity: wsgate/signing/bridge}
       verify_response: {trust: wsgate/trust/ca}
 `, clk, logs)
-	if err := g.secrets.Refresh(context.Background()); err != nil {
+	if err := g.current().secrets.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -184,14 +170,14 @@ func TestSignResponseRoute(t *testing.T) {
 	dir := t.TempDir()
 	clk := testclock.New(t0)
 	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../../testdata", p))
+		b, err := os.ReadFile(filepath.Join("../testdata", p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
 	}
-	writeSecret(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
-	writeSecret(t, dir, "wsgate/signing/gw", map[string]string{"certificate": read("pki/partner-ecdsa.pem"), "private_key": read("pki/partner-ecdsa.key.pem")})
+	writeSecretJSON(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
+	writeSecretJSON(t, dir, "wsgate/signing/gw", map[string]string{"certificate": read("pki/partner-ecdsa.pem"), "private_key": read("pki/partner-ecdsa.key.pem")})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/xml")
@@ -206,7 +192,7 @@ routes:
     upstream: "`+up.URL+`/ws"
     soap: {trust: wsgate/trust/ca, sign_response: wsgate/signing/gw}
 `, clk, &syncBuffer{})
-	if err := g.secrets.Refresh(context.Background()); err != nil {
+	if err := g.current().secrets.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	rsaBlock, _ := pem.Decode([]byte(read("pki/partner-rsa.key.pem")))
@@ -214,7 +200,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := (&wssec.Signer{Chain: []*x509.Certificate{readPEMCert(t, "../../testdata/pki/partner-rsa.pem")}, Key: rsaKey.(crypto.Signer), Now: clk.Now}).
+	req, err := (&wssec.Signer{Chain: []*x509.Certificate{readPEMCert(t, "../testdata/pki/partner-rsa.pem")}, Key: rsaKey.(crypto.Signer), Now: clk.Now}).
 		SignBytes([]byte(`<s:Envelope xmlns:s="`+wssec.NSSOAP11+`"><s:Body><q>1</q></s:Body></s:Envelope>`), wssec.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +213,7 @@ routes:
 	}
 	v := &wssec.Verifier{
 		Policy: wssec.Policy{RequireSigned: []wssec.Part{wssec.PartBody, wssec.PartTimestamp}},
-		Trust:  staticCerts{readPEMCert(t, "../../testdata/pki/ca.pem")},
+		Trust:  staticCerts{readPEMCert(t, "../testdata/pki/ca.pem")},
 		Now:    clk.Now,
 	}
 	got, err := v.Verify(context.Background(), w.Body.Bytes())

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"crypto/rand"
@@ -113,13 +113,21 @@ routes:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCmd(t, `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><o:Get xmlns:o="urn:o">2</o:Get></s:Body></s:Envelope>`,
-		"sign", "-config", cfgPath, "-route", "orders-bridge")
-	if code != exitOK {
-		t.Fatalf("wsgate sign with a Transit key: exit %d: %s", code, errOut)
+	// The offline signer (wsgate sign) signs through the same route builder.
+	route, err := Route(loadTestConfig(t, cfgPath), "orders-bridge", Deps{BaseDir: dir})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := verifier.Verify(ctx, []byte(out)); err != nil {
-		t.Fatalf("wsgate sign output: %v", err)
+	defer route.Close()
+	if err := route.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := route.Sign([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><o:Get xmlns:o="urn:o">2</o:Get></s:Body></s:Envelope>`))
+	if err != nil {
+		t.Fatalf("offline sign with a Transit key: %v", err)
+	}
+	if _, err := verifier.Verify(ctx, out); err != nil {
+		t.Fatalf("offline sign output: %v", err)
 	}
 
 	// A certificate for another key is refused rather than used.
@@ -136,7 +144,7 @@ routes:
 
 func otherCertPEM(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../../testdata/pki/partner-rsa.pem")
+	data, err := os.ReadFile("../testdata/pki/partner-rsa.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
