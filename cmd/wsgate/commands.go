@@ -13,8 +13,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"wsgate/bridge"
 	"wsgate/config"
+	"wsgate/gateway"
 	"wsgate/wssec"
 )
 
@@ -101,16 +101,6 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	return exitOK
 }
 
-// findRoute returns the named route.
-func findRoute(cfg *config.Config, name string) (*config.Route, error) {
-	for i := range cfg.Routes {
-		if cfg.Routes[i].Name == name {
-			return &cfg.Routes[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no route named %q", name)
-}
-
 // readInput reads the file at path, or stdin when path is "" or "-",
 // refusing more than limit bytes.
 func readInput(path string, stdin io.Reader, limit int64) ([]byte, error) {
@@ -159,59 +149,37 @@ func cmdVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if !ok {
 		return exitFail
 	}
-	route, err := findRoute(cfg, *routeName)
-	if err == nil && route.SOAP == nil {
-		err = fmt.Errorf("route %q is not a soap route", *routeName)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
-		return exitFail
-	}
 	logger := cliLogger(cfg.Log, stderr)
-	mgr, be, err := newSecretsManager(cfg, filepath.Dir(*path), logger, now)
+	route, err := gateway.Route(cfg, *routeName, gateway.Deps{Logger: logger, Now: now, BaseDir: filepath.Dir(*path)})
+	if err == nil {
+		if err = route.CanVerify(); err != nil {
+			route.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
 		return exitFail
 	}
-	defer be.close()
-	// Offline: the replay cache is never touched.
-	v := newVerifier(cfg, route, mgr, nil, now)
-	if err := mgr.Refresh(ctx); err != nil {
+	defer route.Close()
+	if err := route.Refresh(ctx); err != nil {
 		// The verifier reports the missing trust itself; say why here.
 		logger.Warn("secrets refresh failed", slog.String("error", err.Error()))
 	}
-	msg, err := readInput(*in, stdin, cfg.Limits.MaxBodyBytes)
+	msg, err := readInput(*in, stdin, route.MaxBodyBytes())
 	if err != nil && !errors.Is(err, wssec.ErrTooLarge) {
 		fmt.Fprintf(stderr, "wsgate verify: %v\n", err)
 		return exitFail
 	}
-	var verified *wssec.Verified
+	signer := ""
 	if err == nil {
-		verified, err = v.Verify(ctx, msg)
+		signer, err = route.Verify(ctx, msg)
 	}
 	if err != nil {
 		fmt.Fprintf(stdout, "FAIL %s: %v\n", wssec.FaultCode(err), err)
 		return exitFail
 	}
-	signer := ""
-	if verified.Signer != nil {
-		signer = verified.Signer.Subject.String()
-	}
 	fmt.Fprintf(stdout, "OK signer=%s\n", signer)
 	return exitOK
-}
-
-// signingSource is where a route's outbound signing key comes from, as
-// the route itself would sign: bridge.sign (an identity secret, or its
-// certificate with a Vault Transit key), else soap.sign_response.
-func signingSource(env *routeEnv, route *config.Route) (bridge.IdentitySource, error) {
-	if b := route.Bridge; b != nil && b.Sign != nil && b.Sign.Identity != "" {
-		return bridgeIdentity(env, b.Sign)
-	}
-	if route.SOAP != nil && route.SOAP.SignResponse != "" {
-		return env.secrets.Identity(route.SOAP.SignResponse), nil
-	}
-	return nil, fmt.Errorf("route %q has no signing identity (bridge.sign.identity or soap.sign_response)", route.Name)
 }
 
 func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -235,37 +203,22 @@ func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if !ok {
 		return exitFail
 	}
-	route, err := findRoute(cfg, *routeName)
+	route, err := gateway.Route(cfg, *routeName, gateway.Deps{Logger: cliLogger(cfg.Log, stderr), BaseDir: filepath.Dir(*path)})
 	if err != nil {
 		return fail(err)
 	}
-	logger := cliLogger(cfg.Log, stderr)
-	mgr, be, err := newSecretsManager(cfg, filepath.Dir(*path), logger, time.Now)
+	defer route.Close()
+	if err := route.CanSign(); err != nil {
+		return fail(err)
+	}
+	if err := route.Refresh(ctx); err != nil {
+		return fail(err)
+	}
+	msg, err := readInput(*in, stdin, route.MaxBodyBytes())
 	if err != nil {
 		return fail(err)
 	}
-	defer be.close()
-	src, err := signingSource(&routeEnv{secrets: mgr, vault: be.vault}, route)
-	if err != nil {
-		return fail(err)
-	}
-	if err := mgr.Refresh(ctx); err != nil {
-		return fail(err)
-	}
-	chain, key, err := src.Identity()
-	if err != nil {
-		return fail(fmt.Errorf("signing identity: %w", err))
-	}
-	msg, err := readInput(*in, stdin, cfg.Limits.MaxBodyBytes)
-	if err != nil {
-		return fail(err)
-	}
-	ttl := time.Duration(0) // the Signer's default
-	if route.SOAP != nil {
-		ttl = route.SOAP.Timestamp.TTL.D()
-	}
-	signer := wssec.Signer{Chain: chain, Key: key, TTL: ttl}
-	signed, err := signer.SignBytes(msg, xmlLimits(cfg))
+	signed, err := route.Sign(msg)
 	if err != nil {
 		return fail(err)
 	}
