@@ -427,3 +427,71 @@ func rawRSASignature(b *testing.B) (pub *rsa.PublicKey, digest, sig []byte) {
 	}
 	return &key.PublicKey, d[:], sig
 }
+
+// TestForwardUnsignedHeaders: an unsigned header block reaches the upstream
+// only when the route lists it, and then its mustUnderstand is the
+// upstream's to honour; unlisted, it is dropped, or refused with a
+// MustUnderstand error that names it.
+func TestForwardUnsignedHeaders(t *testing.T) {
+	base := string(goldenMessage(t, "valid-soap11-rsa"))
+	const block = `<x:Transfer xmlns:x="urn:example:attacker" soapenv:mustUnderstand="%s">666</x:Transfer>`
+	withBlock := func(mu string) []byte {
+		return []byte(strings.Replace(base, "<soapenv:Header>", "<soapenv:Header>"+fmt.Sprintf(block, mu), 1))
+	}
+	allow := []HeaderName{{Namespace: "urn:example:attacker", Local: "Transfer"}}
+	for _, tt := range []struct {
+		name    string
+		msg     []byte
+		allowed []HeaderName
+		want    error
+		forward bool
+	}{
+		{"dropped", withBlock("0"), nil, nil, false},
+		{"mustUnderstand refused", withBlock("1"), nil, ErrMustUnderstand, false},
+		{"allowed", withBlock("0"), allow, nil, true},
+		{"allowed mustUnderstand", withBlock("1"), allow, nil, true},
+		{"allowed by namespace", withBlock("true"), []HeaderName{{Namespace: "urn:example:attacker"}}, nil, true},
+		{"other name", withBlock("1"), []HeaderName{{Namespace: "urn:example:attacker", Local: "Role"}}, ErrMustUnderstand, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := goldenVerifier(t, goldenCase{})
+			v.Policy.ForwardUnsignedHeaders = tt.allowed
+			res, err := v.Verify(context.Background(), tt.msg)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if err != nil {
+				var nu interface{ NotUnderstood() HeaderName }
+				if !errors.As(err, &nu) || nu.NotUnderstood() != (HeaderName{"urn:example:attacker", "Transfer"}) {
+					t.Fatalf("%v does not name the header block", err)
+				}
+				if FaultCode(err) != "InvalidSecurity" {
+					t.Fatalf("FaultCode = %q", FaultCode(err))
+				}
+				return
+			}
+			defer res.Release()
+			for _, strip := range []bool{true, false} {
+				out, err := res.Bytes(strip)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := bytes.Contains(out, []byte("x:Transfer")); got != tt.forward {
+					t.Fatalf("Bytes(%t) forwards the block: %t\n%s", strip, got, out)
+				}
+			}
+		})
+	}
+}
+
+// TestBytesAfterRelease: a released Verified writes nothing, and says so.
+func TestBytesAfterRelease(t *testing.T) {
+	res, err := goldenVerifier(t, goldenCase{}).Verify(context.Background(), goldenMessage(t, "valid-soap11-rsa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Release()
+	if out, err := res.Bytes(true); err == nil || out != nil {
+		t.Fatalf("Bytes after Release = %q, %v", out, err)
+	}
+}
