@@ -84,6 +84,12 @@ type Policy struct {
 	// not listed is dropped, or refused with ErrMustUnderstand when it
 	// carries mustUnderstand.
 	ForwardUnsignedHeaders []HeaderName
+	// Decrypt, when set, makes the route decrypt XML Encryption: the
+	// EncryptedKeys of the Security header are processed in document order
+	// together with the signature (xmlenc_verify.go), and what is verified
+	// and forwarded is the decrypted envelope. Without it an EncryptedKey is
+	// refused like any Security child wssec does not process.
+	Decrypt *DecryptPolicy
 }
 
 // HeaderName names a header block by namespace and local name; an empty
@@ -175,7 +181,7 @@ func FaultCode(err error) string {
 	switch {
 	case errors.Is(err, ErrUnsupportedAlgorithm), errors.Is(err, ErrSHA1NotAllowed):
 		return "UnsupportedAlgorithm"
-	case errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrInvalidSignature):
+	case errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrInvalidSignature), errors.Is(err, ErrDecryptionFailed):
 		return "FailedCheck"
 	case errors.Is(err, ErrUsernameTokenMissing), errors.Is(err, ErrAuthenticationFailed):
 		return "FailedAuthentication"

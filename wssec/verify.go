@@ -46,7 +46,11 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	if err != nil {
 		return nil, err
 	}
-	parts, err := securityParts(security)
+	dec, err := v.decryptBeforeSignature(env, security)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := securityParts(security, dec.decrypting())
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,9 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, err
 		}
 	}
+	if err := dec.afterSignature(env, plan.forward); err != nil {
+		return nil, err
+	}
 
 	assertion, samlKept, err := v.verifySAML(ctx, env, security, signer, trusted, signed, now)
 	if err != nil {
@@ -195,12 +202,13 @@ type securityChildren struct {
 }
 
 // securityParts returns the header's one Signature, at most one Timestamp,
-// and its BinarySecurityTokens and UsernameTokens. Anything else (an
-// EncryptedKey, a ReferenceList, a SAML assertion, a SignatureConfirmation,
-// a Timestamp or token in another namespace, text) is something wssec does
-// not process, and a backend trusting the header to have been processed
-// might act on it: it is refused.
-func securityParts(security *etree.Element) (*securityChildren, error) {
+// and its BinarySecurityTokens and UsernameTokens; EncryptedKeys, where the
+// route decrypts, are the decryptHook's. Anything else (an EncryptedKey on
+// a route that does not decrypt, a ReferenceList, a SAML assertion, a
+// SignatureConfirmation, a Timestamp or token in another namespace, text)
+// is something wssec does not process, and a backend trusting the header
+// to have been processed might act on it: it is refused.
+func securityParts(security *etree.Element, decrypting bool) (*securityChildren, error) {
 	p := &securityChildren{}
 	p.order = p.orderBuf[:0]
 	for _, tok := range security.Child {
@@ -225,6 +233,8 @@ func securityParts(security *etree.Element) (*securityChildren, error) {
 		case is(child, NSWSSE, "BinarySecurityToken"), is(child, NSWSSE, "UsernameToken"):
 		case isSAMLSecurityChild(child):
 			p.saml = append(p.saml, child)
+		case decrypting && is(child, nsXMLEnc, "EncryptedKey"):
+			continue // processed by the decryptHook, never forwarded
 		default:
 			return nil, fmt.Errorf("%w: %.64s", ErrUnprocessedSecurityElement, child.Tag)
 		}
