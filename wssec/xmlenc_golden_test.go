@@ -41,7 +41,7 @@ func encGoldenCases() []encGolden {
 		{file: "enc-rsa15-cbc", want: ErrRSA15NotAllowed, fault: "UnsupportedAlgorithm"},
 		{file: "enc-rsa15-cbc", pol: DecryptPolicy{AllowRSA15: true}, want: ErrCBCNotAllowed, fault: "UnsupportedAlgorithm"},
 		{file: "enc-3des", pol: opt, want: ErrUnsupportedAlgorithm, fault: "UnsupportedAlgorithm"},
-		{file: "enc-tampered", want: ErrDecryptionFailed},
+		{file: "enc-tampered", want: ErrDecryptionFailed, fault: "FailedCheck"},
 		{file: "enc-unknown-key", want: ErrTokenUnavailable, fault: "SecurityTokenUnavailable"},
 		{file: "enc-wrapped", want: ErrEncryptedDataLocation, fault: "InvalidSecurity"},
 		{file: "enc-reference-to-body", want: ErrEncryptedDataLocation, fault: "InvalidSecurity"},
