@@ -1,6 +1,7 @@
 // Package wssec verifies (and signs) WS-Security 1.0/1.1 on SOAP 1.1 and
 // 1.2 envelopes: X.509 token signatures in wsse:Security, Timestamps,
-// UsernameTokens and replay. It is pure: no HTTP, no secrets backend; the
+// UsernameTokens, replay and XML Encryption (decrypting inbound, encrypting
+// outbound). It is pure: no HTTP, no secrets backend; the
 // trust set, the password source and the replay cache come in through the
 // small interfaces in api.go.
 //
@@ -70,6 +71,33 @@
 //     with a key the assertion names; sender-vouches: a signer trusted by
 //     the route's anchors signed the Body and the assertion (directly or
 //     through a SAMLID token reference); bearer only where listed.
+//   - XML Encryption (xmlenc.go, decrypt.go, xmlenc_verify.go; routes with
+//     Policy.Decrypt). The Security header is processed in document order:
+//     an EncryptedKey before the Signature is decrypted first and the
+//     signature checked over the plaintext (sign-then-encrypt), one after
+//     it only once the signature over the ciphertext verified
+//     (encrypt-then-sign); either way by node identity in the tree as it
+//     then is. What is forwarded is the decrypted tree, without the
+//     EncryptedKeys. A key must name the gateway's own certificate (SKI,
+//     thumbprint, issuer/serial, BinarySecurityToken; anything else is
+//     ErrTokenUnavailable) and list what it unlocks: only an EncryptedData
+//     that is the Body's content or a Body child, a header block or its
+//     content, or the one child of a wsse11:EncryptedHeader; each named
+//     once, by one key. One moved into a wrapper, into Security, or left
+//     that no key unlocks is refused, as is a Body in plaintext where
+//     RequireEncrypted says body. Plaintext goes through the message's
+//     parser and limits, counted with the rest of the message (depth from
+//     the insertion point, elements, bytes; no DOCTYPE, no PI, prefixes
+//     resolved at the insertion point), then through the same look-alike
+//     and duplicate-ID walk; ciphertext never expands into more than itself.
+//     Key transport is RSA-OAEP (mgf1p; xmlenc11 with SHA-1/2 digests and
+//     MGF1), data AES-GCM. RSA v1.5 only with AllowRSA15, and then a badly
+//     padded key silently becomes a random one (Bleichenbacher); AES-CBC
+//     only with AllowCBC, and then every failure, padding or plaintext, is
+//     the one ErrDecryptionFailed after the same work (Jager–Somorovsky;
+//     a well-formed but altered plaintext still fails the signature, also
+//     wsse:FailedCheck). The gateway's key is RSA >= 2048 and may stay in
+//     Vault behind a crypto.Decrypter.
 //   - Revocation (revocation.go): CRLs verified against the trust set and a
 //     deny list (certificates, SHA-256 thumbprints) apply to message signers
 //     and assertion issuers. A stale or unverifiable CRL makes the source
@@ -92,7 +120,9 @@
 //     A reused arena builds the same tree as a fresh one (fuzzed), and
 //     concurrent verifications with release stay apart (race tests).
 //
-// Out of scope: XML Encryption, symmetric (HMAC) signatures, OCSP, the
+// Out of scope: symmetric (HMAC) signatures, encrypted Signatures, SAML
+// EncryptedAssertions, symmetric-binding keys (a ReferenceList outside an
+// EncryptedKey, DerivedKeyToken), OCSP, the
 // STR-Transform (a sender-vouches signature names the assertion directly or
 // signs the token reference itself) and confidentiality of the message,
 // which TLS gives.
