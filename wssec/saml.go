@@ -126,6 +126,20 @@ type SAMLMessage struct {
 	Body *etree.Element
 }
 
+// SubjectAttribute is the name Assertion.Values gives the Subject NameID,
+// as forward_attributes spells it.
+const SubjectAttribute = "NameID"
+
+// Values returns what an assertion says under name: the NameID for
+// SubjectAttribute, else the values of the Attribute with that Name. The
+// gateway maps them to upstream headers (forward_attributes).
+func (a *Assertion) Values(name string) []string {
+	if name == SubjectAttribute {
+		return []string{a.Subject}
+	}
+	return a.Attributes[name]
+}
+
 func (p *SAMLPolicy) skew() time.Duration {
 	if p.Skew > 0 {
 		return p.Skew
@@ -341,12 +355,12 @@ func refuseComments(el *etree.Element) error {
 }
 
 // countID counts the elements of the tree carrying value as an ID-like
-// attribute (ID, Id, AssertionID, wsu:Id in any spelling).
+// attribute (ID, Id, id, AssertionID, in any namespace: wsu:Id, xml:id).
 func countID(root *etree.Element, value string) int {
 	n := 0
 	for _, a := range root.Attr {
 		switch a.Key {
-		case "ID", "Id", "AssertionID":
+		case "ID", "Id", "id", "AssertionID":
 			if a.Value == value {
 				n++
 			}
@@ -496,6 +510,9 @@ func (p *SAMLPolicy) issuerCertificate(sigEl *etree.Element, now time.Time, rev 
 	}
 	if pub.N.BitLen() < samlMinRSABits {
 		return nil, fmt.Errorf("%w: %w: issuer RSA-%d", ErrWeakKey, ErrSAMLIssuer, pub.N.BitLen())
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return nil, fmt.Errorf("%w: %w: the issuer certificate may not sign", ErrCertificateKeyUsage, ErrSAMLIssuer)
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: %w: issuer certificate valid %s to %s", ErrCertificateExpired, ErrSAMLIssuer,

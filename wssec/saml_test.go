@@ -38,6 +38,7 @@ func samlGoldens(t testing.TB) map[string][]byte {
 	idp := samlIdentity(t, "saml-idp", *updateSAML)
 	partner := samlIdentity(t, "partner-rsa", false)
 	untrusted := samlIdentity(t, "untrusted-leaf", false)
+	keyUsage := samlIdentity(t, "keyusage", false)
 	signed := func(s assertionSpec) string { return xmlString(t, signAssertion(t, buildAssertion(s), idp)) }
 	sv := signed(assertionSpec{})
 	msg := func(m messageSpec) []byte { return buildMessage(t, m, partner) }
@@ -56,14 +57,15 @@ func samlGoldens(t testing.TB) map[string][]byte {
 			Refs: []string{samlBodyID, samlTSID}, KeyInfoSAML: samlAssertionID}),
 		"saml-bearer": msg(messageSpec{Assertion: signed(assertionSpec{Method: ConfirmBearer}), Refs: []string{samlBodyID, samlTSID}}),
 
-		"saml-unsigned":    msg(messageSpec{Assertion: xmlString(t, buildAssertion(assertionSpec{})), STR: true, Refs: svSTR.Refs}),
-		"saml-tampered":    msg(messageSpec{Assertion: evil(sv), STR: true, Refs: svSTR.Refs}),
-		"saml-sha1":        msg(messageSpec{Assertion: signedSHA1(t, buildAssertion(assertionSpec{}), idp), STR: true, Refs: svSTR.Refs}),
-		"saml-expired":     msg(messageSpec{Assertion: signed(assertionSpec{NotOnOrAfter: msgCreatedTime.Add(-5 * time.Minute)}), STR: true, Refs: svSTR.Refs}),
-		"saml-not-yet":     msg(messageSpec{Assertion: signed(assertionSpec{NotBefore: msgCreatedTime.Add(10 * time.Minute), NotOnOrAfter: msgCreatedTime.Add(time.Hour)}), STR: true, Refs: svSTR.Refs}),
-		"saml-audience":    msg(messageSpec{Assertion: signed(assertionSpec{Audience: "urn:wsgate:billing"}), STR: true, Refs: svSTR.Refs}),
-		"saml-untrusted":   msg(messageSpec{Assertion: xmlString(t, signAssertion(t, buildAssertion(assertionSpec{}), untrusted)), STR: true, Refs: svSTR.Refs}),
-		"saml-sv-unsigned": msg(messageSpec{Assertion: sv, Refs: []string{samlBodyID, samlTSID}}),
+		"saml-unsigned":        msg(messageSpec{Assertion: xmlString(t, buildAssertion(assertionSpec{})), STR: true, Refs: svSTR.Refs}),
+		"saml-tampered":        msg(messageSpec{Assertion: evil(sv), STR: true, Refs: svSTR.Refs}),
+		"saml-sha1":            msg(messageSpec{Assertion: signedSHA1(t, buildAssertion(assertionSpec{}), idp), STR: true, Refs: svSTR.Refs}),
+		"saml-expired":         msg(messageSpec{Assertion: signed(assertionSpec{NotOnOrAfter: msgCreatedTime.Add(-5 * time.Minute)}), STR: true, Refs: svSTR.Refs}),
+		"saml-not-yet":         msg(messageSpec{Assertion: signed(assertionSpec{NotBefore: msgCreatedTime.Add(10 * time.Minute), NotOnOrAfter: msgCreatedTime.Add(time.Hour)}), STR: true, Refs: svSTR.Refs}),
+		"saml-audience":        msg(messageSpec{Assertion: signed(assertionSpec{Audience: "urn:wsgate:billing"}), STR: true, Refs: svSTR.Refs}),
+		"saml-untrusted":       msg(messageSpec{Assertion: xmlString(t, signAssertion(t, buildAssertion(assertionSpec{}), untrusted)), STR: true, Refs: svSTR.Refs}),
+		"saml-issuer-keyusage": msg(messageSpec{Assertion: xmlString(t, signAssertion(t, buildAssertion(assertionSpec{}), keyUsage)), STR: true, Refs: svSTR.Refs}),
+		"saml-sv-unsigned":     msg(messageSpec{Assertion: sv, Refs: []string{samlBodyID, samlTSID}}),
 		"saml-hok-wrong-key": msg(messageSpec{Assertion: signed(assertionSpec{Method: ConfirmHolderOfKey, HoK: untrusted.Cert}),
 			Refs: []string{samlBodyID, samlTSID}}),
 		"saml-header-split": msg(messageSpec{Assertion: signed(assertionSpec{Attributes: [][2]string{{"role", "buyer\nX-Auth-Roles: admin"}}}),
@@ -214,6 +216,10 @@ func TestSAMLGoldenTable(t *testing.T) {
 				!slices.Equal(a.Attributes["department"], []string{"Purchasing"}) {
 				t.Errorf("attributes = %v", a.Attributes)
 			}
+			if !slices.Equal(a.Values("NameID"), []string{"alice@example.com"}) || !slices.Equal(a.Values("role"), []string{"buyer", "approver"}) ||
+				a.Values("missing") != nil {
+				t.Errorf("Values: %v %v", a.Values("NameID"), a.Values("role"))
+			}
 			if a.IssuerCert == nil || !a.IssuerCert.Equal(goldenCert(t, "saml-idp")) {
 				t.Error("issuer certificate not reported")
 			}
@@ -242,6 +248,8 @@ func TestSAMLGoldenTable(t *testing.T) {
 		{file: "saml-untrusted", want: ErrSAMLIssuer, fault: "InvalidSecurityToken"},
 		{file: "saml-sv-str", policy: func(p *SAMLPolicy) { p.Trust = goldenCerts{goldenCert(t, "ca")} },
 			want: ErrSAMLIssuer, fault: "InvalidSecurityToken"},
+		{file: "saml-issuer-keyusage", policy: func(p *SAMLPolicy) { p.Trust = goldenCerts{goldenCert(t, "keyusage")} },
+			want: ErrCertificateKeyUsage, fault: "InvalidSecurityToken"},
 		{file: "saml-sv-unsigned", want: ErrSAMLConfirmation, fault: "FailedAuthentication"},
 		{file: "saml-hok-wrong-key", want: ErrSAMLConfirmation, fault: "FailedAuthentication"},
 		{file: "saml-header-split", want: ErrSAMLMalformed, fault: "InvalidSecurityToken"},
@@ -577,5 +585,16 @@ func TestSAMLVerifierConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Every ID-like attribute spelling counts toward a duplicate.
+func TestSAMLCountID(t *testing.T) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<r xmlns:wsu="` + NSWSU + `"><a ID="x"/><b Id="x"/><c wsu:Id="x"/><d xml:id="x"/><e id="x"/><f AssertionID="x"/><g Name="x"/></r>`); err != nil {
+		t.Fatal(err)
+	}
+	if n := countID(doc.Root(), "x"); n != 6 {
+		t.Fatalf("countID = %d, want 6", n)
 	}
 }
