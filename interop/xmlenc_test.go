@@ -331,8 +331,9 @@ func TestPythonXmlsecEncryptedDecrypts(t *testing.T) {
 }
 
 // wss4j compiles interop/java/WSS4JTool.java against Debian's WSS4J 1.6
-// and Santuario jars and returns a function that runs it.
-func wss4j(t *testing.T) func(args ...string) {
+// and Santuario jars and returns a function that runs it and returns what it
+// printed.
+func wss4j(t *testing.T) func(args ...string) []byte {
 	t.Helper()
 	jars := []string{"wss4j.jar", "xmlsec.jar", "commons-logging.jar", "slf4j-api.jar", "slf4j-nop.jar"}
 	var cp []string
@@ -354,12 +355,14 @@ func wss4j(t *testing.T) func(args ...string) {
 		t.Fatalf("javac WSS4JTool: %v\n%s", err, b)
 	}
 	classpath := classes + ":" + strings.Join(cp, ":")
-	return func(args ...string) {
+	return func(args ...string) []byte {
 		t.Helper()
 		cmd := exec.Command("java", append([]string{"-cp", classpath, "WSS4JTool"}, args...)...)
-		if b, err := cmd.CombinedOutput(); err != nil {
+		b, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("WSS4JTool %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
+		return b
 	}
 }
 
