@@ -149,6 +149,9 @@ type Envelope struct {
 
 	size  int    // of the parsed message, to size the serialized output
 	nodes *arena // the tree's memory, pooled; nil unless from ParseEnvelope
+	// verified is the Verified made from this tree, emptied with it by
+	// Release: the two are views of one tree, with one owner.
+	verified *Verified
 }
 
 // Verified is the outcome of a successful verification. Only what it holds
@@ -202,5 +205,6 @@ func FaultCode(err error) string {
 // ClientError reports whether err is the sender's fault (a fault) rather than
 // the gateway's (trust or replay store unavailable: a 503).
 func ClientError(err error) bool {
-	return !errors.Is(err, ErrTrustUnavailable) && !errors.Is(err, ErrReplayUnavailable)
+	return !errors.Is(err, ErrTrustUnavailable) && !errors.Is(err, ErrReplayUnavailable) &&
+		!errors.Is(err, ErrDecryptionUnavailable) && !errors.Is(err, ErrDecryptionConfig)
 }

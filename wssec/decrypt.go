@@ -246,12 +246,17 @@ func findEncrypted(el *etree.Element) *etree.Element {
 // DataReferences name, in one ReferenceList or in two EncryptedKeys: two
 // keys for one EncryptedData would let the second decide what the first
 // one's signature check sees. (Once decrypted, an EncryptedData no longer
-// exists, so this cannot be left to the second key's turn.)
+// exists, so this cannot be left to the second key's turn.) It also bounds
+// the number of EncryptedKeys.
 func (d *decryptor) prescan(security *etree.Element) error {
 	seen := map[string]bool{}
+	keys := 0
 	for _, ek := range childElements(security) {
 		if !is(ek, nsXMLEnc, "EncryptedKey") {
 			continue
+		}
+		if keys++; keys > maxEncryptedKeys {
+			return fmt.Errorf("%w: more than %d EncryptedKeys", ErrMalformedEncryption, maxEncryptedKeys)
 		}
 		for _, rl := range childElements(ek) {
 			if !is(rl, nsXMLEnc, "ReferenceList") {
@@ -268,6 +273,11 @@ func (d *decryptor) prescan(security *etree.Element) error {
 	}
 	return nil
 }
+
+// maxEncryptedKeys bounds the EncryptedKeys of one message: each costs an
+// RSA private-key operation before any signature is checked. Real stacks
+// send one.
+const maxEncryptedKeys = 8
 
 // decryptKey processes one EncryptedKey: it checks its shape and algorithms,
 // that it is meant for this gateway's key, and where each EncryptedData it
@@ -582,6 +592,11 @@ func (d *decryptor) unwrap(ek *encryptedKey, keyLen int) ([]byte, error) {
 	out, err := d.key.Decrypt(d.rand(), ek.cipher, &rsa.OAEPOptions{
 		Hash: ek.method.hash, MGFHash: ek.method.mgfHash, Label: ek.method.label,
 	})
+	if errors.Is(err, ErrDecryptionUnavailable) {
+		// Whether the key service answers does not depend on the
+		// ciphertext: no oracle in telling this apart.
+		return nil, err
+	}
 	if err != nil || len(out) != keyLen {
 		return nil, ErrDecryptionFailed
 	}

@@ -121,6 +121,11 @@ var (
 	ErrBodyNotEncrypted = errors.New("wssec: the SOAP Body content is not encrypted")
 	// ErrDecryptionConfig: no usable decryption identity (not the client's fault).
 	ErrDecryptionConfig = errors.New("wssec: decryption identity is misconfigured")
+	// ErrDecryptionUnavailable: the decryption key could not be reached (a
+	// Vault Transit outage; not the client's fault). A crypto.Decrypter
+	// wraps its transport failures with it; any other error it returns is
+	// ErrDecryptionFailed.
+	ErrDecryptionUnavailable = errors.New("wssec: the decryption key is not available")
 	// ErrEncryptionConfig: EncryptBody cannot encrypt with these options.
 	ErrEncryptionConfig = errors.New("wssec: encryption is misconfigured")
 )

@@ -715,3 +715,37 @@ func BenchmarkDecrypt(b *testing.B) {
 		})
 	}
 }
+
+// unreachableKey is a Decrypter whose key service is down.
+type unreachableKey struct{ crypto.PublicKey }
+
+func (u unreachableKey) Public() crypto.PublicKey { return u.PublicKey }
+func (u unreachableKey) Decrypt(io.Reader, []byte, crypto.DecrypterOpts) ([]byte, error) {
+	return nil, fmt.Errorf("%w: vault: connection refused", ErrDecryptionUnavailable)
+}
+
+// TestDecGatewayFaults: a key service outage and a misconfigured identity
+// are the gateway's failures (not client errors); a message with more
+// EncryptedKeys than any stack sends is refused before any RSA operation.
+func TestDecGatewayFaults(t *testing.T) {
+	id := gatewayEnc(t)
+	msg := encrypt(t, encPlain11, EncryptOptions{})
+	_, _, err := decrypt(t, msg, DecryptPolicy{Identity: encIdentity{cert: id.cert, key: unreachableKey{id.cert.PublicKey}}}, Limits{})
+	if !errors.Is(err, ErrDecryptionUnavailable) || ClientError(err) {
+		t.Fatalf("key service down: err = %v, client error %v", err, ClientError(err))
+	}
+	_, _, err = decrypt(t, msg, DecryptPolicy{Identity: encIdentity{cert: id.cert, key: encReadKey(t, "../testdata/pki/partner-rsa.key.pem").(crypto.Decrypter)}}, Limits{})
+	if !errors.Is(err, ErrDecryptionConfig) || ClientError(err) {
+		t.Fatalf("mismatched key: err = %v, client error %v", err, ClientError(err))
+	}
+	k := newEncKit(t, AlgAES128GCM)
+	var keys, data strings.Builder
+	for i := 0; i < maxEncryptedKeys+1; i++ {
+		keys.WriteString(ekXML(fmt.Sprintf("EK-%d", i), AlgRSAOAEPMGF1P, k.ski(), k.wrap(), fmt.Sprintf("ED-%d", i)))
+		data.WriteString(edXML(fmt.Sprintf("ED-%d", i), TypeElement, AlgAES128GCM, k.seal(encOrder)))
+	}
+	_, _, err = decrypt(t, []byte(soap11(keys.String(), "", data.String())), DecryptPolicy{}, Limits{})
+	if !errors.Is(err, ErrMalformedEncryption) || !strings.Contains(err.Error(), "EncryptedKeys") {
+		t.Fatalf("%d EncryptedKeys: err = %v", maxEncryptedKeys+1, err)
+	}
+}
