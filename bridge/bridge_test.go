@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"wsgate/internal/reqscope"
 	"wsgate/oauth"
 	"wsgate/rest"
 	"wsgate/wssec"
@@ -518,15 +519,14 @@ func TestBridgeBehindRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := rest.NewHandler(rest.Options{
+	h, err := rest.New(rest.Options{
 		Route:         "orders-bridge",
 		PathPrefix:    "/bridge/orders",
 		Validator:     fakeValidator{},
 		Scopes:        scopes,
 		ForwardClaims: map[string]string{"sub": "X-Auth-Subject"},
 		Upstream:      b,
-		NewRequestID:  func() string { return "rest-1" },
-	}, nil)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +540,7 @@ func TestBridgeBehindRest(t *testing.T) {
 		r.Header.Set("Cookie", "session=secret")
 		r.Header.Set("X-Auth-Subject", "mallory")
 		r.Header.Set("X_Auth_Subject", "mallory")
+		r = r.WithContext(reqscope.With(r.Context(), reqscope.New("rest-1", "192.0.2.1")))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w

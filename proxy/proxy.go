@@ -1,12 +1,12 @@
 // Package proxy builds the reverse proxy every route forwards through: one
 // httputil.ReverseProxy per upstream, using Rewrite (never Director), with
-// bounded timeouts and error responses that reveal nothing internal.
+// bounded timeouts, no protocol upgrades, and error responses in the
+// route's protocol that reveal nothing internal.
 package proxy
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +18,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"wsgate/internal/reqscope"
+	"wsgate/rest"
 )
 
 // ErrUpstreamTimeout means the upstream did not send response headers within Options.Timeout.
 var ErrUpstreamTimeout = errors.New("proxy: upstream response timeout")
+
+// ErrUpgradeRefused means the upstream answered 101 Switching Protocols: no
+// route allows a protocol upgrade, so the proxy never relays a tunnel.
+var ErrUpgradeRefused = errors.New("proxy: upstream switched protocols; no route allows upgrades")
 
 // ErrBadPath means the request path is outside the route prefix or holds dot-segments.
 var ErrBadPath = errors.New("proxy: request path not forwardable")
@@ -42,6 +49,12 @@ type Options struct {
 	Transport http.RoundTripper
 	// Logger receives upstream failures; nil discards them.
 	Logger *slog.Logger
+	// OnError writes the client's answer when the proxy itself fails the
+	// request: status is 502 (upstream unreachable, refused upgrade), 504
+	// (ErrUpstreamTimeout) or 400 (ErrBadPath), err the cause, already
+	// logged. It lets a route answer in its own protocol (a SOAP Fault);
+	// nil means rest.WriteError, the JSON error body.
+	OnError func(w http.ResponseWriter, r *http.Request, status int, err error)
 }
 
 // New returns a reverse proxy for one upstream. Build it once per upstream
@@ -67,7 +80,7 @@ func New(opts Options) (*httputil.ReverseProxy, error) {
 	return &httputil.ReverseProxy{
 		Rewrite:      func(pr *httputil.ProxyRequest) { rewrite(pr, target, prefix) },
 		Transport:    &guardTransport{next: rt, timeout: opts.Timeout},
-		ErrorHandler: errorHandler(logger, target.Host),
+		ErrorHandler: errorHandler(logger, target.Host, opts.OnError),
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}, nil
 }
@@ -127,10 +140,47 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL, prefix string) {
 		// SetURL would append a "/" to the upstream path.
 		out.URL.Path, out.URL.RawPath = target.Path, target.RawPath
 	}
+	keepConnectionNamed(pr.In.Header, out.Header)
+	// No route allows a protocol upgrade: ReverseProxy puts Upgrade and
+	// "Connection: Upgrade" back for one, so take them out here (an h2c
+	// upgrade also names HTTP2-Settings).
+	out.Header.Del("Upgrade")
+	out.Header.Del("Connection")
+	out.Header.Del("Http2-Settings")
 	// Not removed by Rewrite's contract; an upstream might trust them.
 	out.Header.Del("Forwarded")
 	out.Header.Del("X-Real-Ip")
 	pr.SetXForwarded()
+}
+
+// neverRestored are the headers that stay removed when the client names
+// them in Connection: the hop-by-hop ones, those the proxy sets itself, and
+// the framing, which the transport owns.
+var neverRestored = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Http2-Settings": true, "Content-Length": true, "Host": true,
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Real-Ip": true,
+}
+
+// keepConnectionNamed puts back the headers ReverseProxy removed because
+// the client named them in Connection (RFC 9110 7.6.1). The front door has
+// already removed the client's own Connection-named headers, so whatever
+// such a header holds now was set or kept by the gateway: its request ID,
+// identity headers from a verified token. A client must not be able to
+// strip those on the way upstream with "Connection: X-Request-ID".
+func keepConnectionNamed(in, out http.Header) {
+	for _, v := range in["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if name == "" || neverRestored[name] || out[name] != nil {
+				continue
+			}
+			if vals := in[name]; vals != nil {
+				out[name] = append([]string(nil), vals...)
+			}
+		}
+	}
 }
 
 func hasDotSegment(p string) bool {
@@ -142,8 +192,9 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// guardTransport refuses marked requests and enforces the response-header
-// timeout for any RoundTripper, reporting it as ErrUpstreamTimeout.
+// guardTransport refuses marked requests and protocol switches, and
+// enforces the response-header timeout for any RoundTripper, reporting it
+// as ErrUpstreamTimeout.
 type guardTransport struct {
 	next    http.RoundTripper
 	timeout time.Duration
@@ -157,12 +208,12 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ErrBadPath
 	}
 	if g.timeout <= 0 {
-		return g.next.RoundTrip(req)
+		return noSwitch(g.next.RoundTrip(req))
 	}
 	ctx, cancel := context.WithCancel(req.Context())
 	var fired atomic.Bool
 	timer := time.AfterFunc(g.timeout, func() { fired.Store(true); cancel() })
-	res, err := g.next.RoundTrip(req.WithContext(ctx))
+	res, err := noSwitch(g.next.RoundTrip(req.WithContext(ctx)))
 	if !timer.Stop() && fired.Load() {
 		if err == nil {
 			res.Body.Close()
@@ -175,12 +226,18 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	// The context must live while the body streams; end it when the body closes.
-	if rwc, ok := res.Body.(io.ReadWriteCloser); ok { // 101 Switching Protocols
-		res.Body = &cancelRWC{ReadWriteCloser: rwc, cancel: cancel}
-	} else {
-		res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
-	}
+	res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
 	return res, nil
+}
+
+// noSwitch refuses a 101 answer: rewrite dropped Upgrade, so none was
+// asked for, and a tunnel would carry anything past every check.
+func noSwitch(res *http.Response, err error) (*http.Response, error) {
+	if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
+		res.Body.Close()
+		return nil, ErrUpgradeRefused
+	}
+	return res, err
 }
 
 type cancelBody struct {
@@ -190,43 +247,33 @@ type cancelBody struct {
 
 func (b *cancelBody) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
 
-type cancelRWC struct {
-	io.ReadWriteCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelRWC) Close() error { err := b.ReadWriteCloser.Close(); b.cancel(); return err }
-
 // errorHandler answers 504 on timeout, 400 on an unforwardable path and 502
-// otherwise, with a short JSON body; the cause goes only to the log.
-func errorHandler(logger *slog.Logger, upstream string) func(http.ResponseWriter, *http.Request, error) {
+// otherwise (a refused protocol switch included), through the route's
+// renderer; the cause goes only to the log, under the request ID.
+func errorHandler(logger *slog.Logger, upstream string, render func(http.ResponseWriter, *http.Request, int, error)) func(http.ResponseWriter, *http.Request, error) {
+	if render == nil {
+		render = rest.WriteError
+	}
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		reqID := r.Header.Get("X-Request-ID")
-		status, code, desc := http.StatusBadGateway, "bad_gateway", "the upstream service is unavailable"
+		status, outcome, why := http.StatusBadGateway, reqscope.Failed, "bad_gateway"
 		var ne net.Error
 		switch {
 		case errors.Is(err, ErrBadPath):
-			status, code, desc = http.StatusBadRequest, "bad_request", "the request path cannot be forwarded"
+			status, outcome, why = http.StatusBadRequest, reqscope.Rejected, "bad_path"
+		case errors.Is(err, ErrUpgradeRefused):
+			why = "upgrade_refused"
 		case errors.Is(err, ErrUpstreamTimeout), errors.As(err, &ne) && ne.Timeout():
-			status, code, desc = http.StatusGatewayTimeout, "upstream_timeout", "the upstream service did not answer in time"
+			status, why = http.StatusGatewayTimeout, "upstream_timeout"
 		}
 		level := slog.LevelWarn
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			level = slog.LevelDebug // the client went away; nothing is wrong upstream
 		}
-		logger.Log(r.Context(), level, "upstream request failed",
-			"request_id", reqID, "upstream", upstream, "method", r.Method, "status", status, "error", err)
-
-		body, _ := json.Marshal(struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-			RequestID   string `json:"request_id,omitempty"`
-		}{code, desc, reqID})
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(status)
-		w.Write(append(body, '\n'))
+		logger.LogAttrs(r.Context(), level, "upstream request failed",
+			slog.String("request_id", reqscope.IDOf(r)), slog.String("upstream", upstream),
+			slog.String("method", r.Method), slog.Int("status", status), slog.String("reason", why),
+			slog.String("error", err.Error()))
+		reqscope.Of(r).Decide(outcome, why)
+		render(w, r, status, err)
 	}
 }

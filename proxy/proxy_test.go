@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,8 +12,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"wsgate/internal/reqscope"
 )
 
 // seen is what the upstream received.
@@ -174,12 +180,14 @@ func TestHopByHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	for _, h := range []string{"X-Foo", "Proxy-Authorization"} {
+	for _, h := range []string{"Proxy-Authorization", "Connection"} {
 		if v := upHeader.Get(h); v != "" {
 			t.Errorf("hop-by-hop %s reached the upstream: %q", h, v)
 		}
 	}
-	if upHeader.Get("X-Other") != "kept" {
+	// The front door drops what a client names in Connection on entry, so
+	// what is left is the gateway's to forward: Connection removes nothing.
+	if upHeader.Get("X-Other") != "kept" || upHeader.Get("X-Foo") != "bar" {
 		t.Error("end-to-end header dropped")
 	}
 	if v := res.Header.Get("X-Up-Secret"); v != "" {
@@ -315,5 +323,205 @@ func TestBadPathSentinel(t *testing.T) {
 	req = req.WithContext(context.WithValue(req.Context(), badPathKey{}, true))
 	if _, err := g.RoundTrip(req); !errors.Is(err, ErrBadPath) {
 		t.Errorf("err = %v, want ErrBadPath", err)
+	}
+}
+
+// gatewayFront stands in for the gateway in front of the proxy: like the
+// front door and the rest edge, it sets its own request ID and an identity
+// header on the inbound request before the proxy runs.
+func gatewayFront(t *testing.T, p http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("X-Request-ID", "gw-1")
+		r.Header.Set("X-Auth-Subject", "alice")
+		r = r.WithContext(reqscope.With(r.Context(), reqscope.New("gw-1", "192.0.2.1")))
+		p.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestConnectionCannotRemoveGatewayHeaders: a client naming the gateway's
+// own headers in Connection must not have the proxy drop them as
+// hop-by-hop (the front door removes the client's own Connection-named
+// headers on entry; whatever is left was set or kept by the gateway).
+func TestConnectionCannotRemoveGatewayHeaders(t *testing.T) {
+	up, ch := upstream(t)
+	p, err := New(Options{Upstream: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := gatewayFront(t, p)
+	for _, conn := range []string{
+		"X-Request-ID", "x-request-id, X-Auth-Subject", "close, X-Auth-Subject, X-Request-Id",
+		"X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto",
+	} {
+		req, _ := http.NewRequest("GET", front.URL+"/x", nil)
+		req.Header.Set("Connection", conn)
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		got := <-ch
+		if v := got.Header.Values("X-Request-Id"); len(v) != 1 || v[0] != "gw-1" {
+			t.Errorf("Connection: %s: upstream X-Request-ID = %q, want [gw-1]", conn, v)
+		}
+		if v := got.Header.Values("X-Auth-Subject"); len(v) != 1 || v[0] != "alice" {
+			t.Errorf("Connection: %s: upstream X-Auth-Subject = %q, want [alice]", conn, v)
+		}
+		if v := got.Header.Values("X-Forwarded-For"); len(v) != 1 || v[0] != "127.0.0.1" {
+			t.Errorf("Connection: %s: upstream X-Forwarded-For = %q, want [127.0.0.1]", conn, v)
+		}
+		if v := got.Header.Values("Connection"); len(v) != 0 {
+			t.Errorf("Connection: %s: upstream Connection = %q", conn, v)
+		}
+	}
+}
+
+// switcher is an upstream that switches protocols whatever was asked.
+func switcher(t *testing.T, hits *atomic.Int64, last *atomic.Value) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		last.Store(r.Header.Clone())
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nRAW-TUNNEL")
+		buf.Flush()
+		time.Sleep(100 * time.Millisecond)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestUpgradeNeverRelayed: no route allows a protocol upgrade. Upgrade and
+// HTTP2-Settings never reach the upstream, and an upstream that answers
+// 101 anyway gets the client a 502, never a tunnel.
+func TestUpgradeNeverRelayed(t *testing.T) {
+	var hits atomic.Int64
+	var last atomic.Value
+	up := switcher(t, &hits, &last)
+	var rendered []int
+	var mu sync.Mutex
+	p, err := New(Options{Upstream: up.URL, OnError: func(w http.ResponseWriter, r *http.Request, status int, err error) {
+		mu.Lock()
+		rendered = append(rendered, status)
+		mu.Unlock()
+		if !errors.Is(err, ErrUpgradeRefused) {
+			t.Errorf("OnError err = %v, want ErrUpgradeRefused", err)
+		}
+		w.WriteHeader(status)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := gatewayFront(t, p)
+	for _, h := range []map[string]string{
+		{"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA"},
+		{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
+		{"Connection": "keep-alive, upgrade", "Upgrade": "h2c"},
+		{"Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA"}, // no Connection: upgrade
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req strings.Builder
+		req.WriteString("GET /x HTTP/1.1\r\nHost: gw\r\n")
+		for k, v := range h {
+			req.WriteString(k + ": " + v + "\r\n")
+		}
+		req.WriteString("\r\n")
+		if _, err := io.WriteString(conn, req.String()); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%v: %v", h, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		conn.Close()
+		if res.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "RAW-TUNNEL") {
+			t.Errorf("%v: status %d body %q, want 502 and no tunnel", h, res.StatusCode, body)
+		}
+		got := last.Load().(http.Header)
+		for _, name := range []string{"Upgrade", "Http2-Settings", "Connection"} {
+			if v := got.Values(name); len(v) != 0 {
+				t.Errorf("%v: upstream got %s: %q", h, name, v)
+			}
+		}
+	}
+	if hits.Load() != 4 || len(rendered) != 4 {
+		t.Errorf("upstream hits %d, OnError calls %v", hits.Load(), rendered)
+	}
+}
+
+// TestOnError: a route's renderer answers the proxy's own 400, 502 and 504,
+// with the gateway's request ID; the cause still goes to the log.
+func TestOnError(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release) // before Close: an unread body hides the client's going away
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+
+	tests := []struct {
+		name, upstream, path string
+		status               int
+		want                 error
+	}{
+		{"down", down, "/soap/x", http.StatusBadGateway, syscall.ECONNREFUSED},
+		{"timeout", slow.URL, "/soap/x", http.StatusGatewayTimeout, ErrUpstreamTimeout},
+		{"bad path", slow.URL, "/soap/../x", http.StatusBadRequest, ErrBadPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			p, err := New(Options{Upstream: tt.upstream, StripPrefix: "/soap", Timeout: 50 * time.Millisecond,
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+				OnError: func(w http.ResponseWriter, r *http.Request, status int, err error) {
+					if !errors.Is(err, tt.want) {
+						t.Errorf("err = %v, want %v", err, tt.want)
+					}
+					w.Header().Set("Content-Type", "text/xml")
+					w.WriteHeader(status)
+					io.WriteString(w, "<Fault>"+reqscope.IDOf(r)+"</Fault>")
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			front := gatewayFront(t, p)
+			req, _ := http.NewRequest("POST", front.URL, strings.NewReader("<Envelope/>"))
+			req.URL.Opaque = tt.path
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.status || string(body) != "<Fault>gw-1</Fault>" || res.Header.Get("Content-Type") != "text/xml" {
+				t.Errorf("got %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+			}
+			if !strings.Contains(logs.String(), `"request_id":"gw-1"`) || !strings.Contains(logs.String(), `"error":`) {
+				t.Errorf("log lacks request ID or cause: %s", logs.String())
+			}
+		})
 	}
 }

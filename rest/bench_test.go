@@ -9,6 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"wsgate/internal/reqscope"
 )
 
 // BenchmarkRouteOverhead runs the same GET over loopback through two gin
@@ -19,9 +21,8 @@ func BenchmarkRouteOverhead(b *testing.B) {
 	k, _ := rsaKeys(b)
 	f := newFixture(b, nil)
 	plain := gin.New()
-	proxy := reverseProxy(b, f.up.URL)
-	plain.Any(prefix+"/*rest", func(c *gin.Context) { proxy.ServeHTTP(&plainWriter{w: c.Writer}, c.Request) })
-	withOAuth := httptest.NewServer(f.engine)
+	plain.Any(prefix+"/*rest", gin.WrapH(reverseProxy(b, f.up.URL)))
+	withOAuth := httptest.NewServer(ginEngine(f.handler))
 	without := httptest.NewServer(plain)
 	b.Cleanup(withOAuth.Close)
 	b.Cleanup(without.Close)
@@ -70,6 +71,15 @@ func BenchmarkRouteOverhead(b *testing.B) {
 	b.ReportMetric(float64(tOAuth)/float64(tPlain), "ratio")
 }
 
+// ginEngine mounts h as the gateway does: on one gin router with gin.WrapH.
+func ginEngine(h http.Handler) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Any(prefix, gin.WrapH(h))
+	e.Any(prefix+"/*rest", gin.WrapH(h))
+	return e
+}
+
 // BenchmarkHandlerCachedToken is the in-process cost of the oauth handler on
 // a repeat token (no network, no-op upstream): what a route adds per request.
 func BenchmarkHandlerCachedToken(b *testing.B) {
@@ -81,10 +91,12 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 	})
 	tok := "Bearer " + mint(b, jose.RS256, k, "k1", "at+jwt", claims())
 	req := httptest.NewRequest(http.MethodGet, prefix+"/invoices/1", nil)
+	req = req.WithContext(reqscope.With(req.Context(), reqscope.New("req-1", "192.0.2.1")))
+	e := ginEngine(f.handler)
 	run := func() {
 		req.Header.Set("Authorization", tok)
 		w := httptest.NewRecorder()
-		f.engine.ServeHTTP(w, req)
+		e.ServeHTTP(w, req)
 		if w.Code != 204 {
 			b.Fatalf("status %d", w.Code)
 		}

@@ -1,37 +1,34 @@
-// Package rest is the HTTP edge of REST routes: it takes the bearer token
-// from the request, has oauth validate it and check the route's scopes,
-// applies the rate limit, rewrites identity headers and hands the request
-// to the upstream handler (the shared reverse proxy). Refusals follow RFC
-// 6750 and never reach the upstream.
+// Package rest is the HTTP edge of REST routes: a plain http.Handler that
+// takes the bearer token from the request, has oauth validate it and check
+// the route's scopes, applies the rate limit, rewrites identity headers and
+// hands the request to the upstream handler (the shared reverse proxy or a
+// bridge). Refusals follow RFC 6750 and never reach the upstream. WriteError
+// is the JSON error renderer of every REST and bridge route.
 package rest
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
 
-	"github.com/gin-gonic/gin"
-
 	"wsgate/internal/ratelimit"
+	"wsgate/internal/reqscope"
 	"wsgate/oauth"
 )
-
-// RequestIDKey is the gin context key from which a request ID set by an
-// earlier middleware is read. Without one, a sane client X-Request-ID (at
-// most 64 of [A-Za-z0-9._-], as the soap edge accepts) is used, else a new ID.
-const RequestIDKey = "request_id"
-
-// RequestIDHeader carries the request ID on requests and responses.
-const RequestIDHeader = "X-Request-ID"
 
 // Validator validates a raw bearer token; *oauth.Validator satisfies it.
 type Validator interface {
@@ -45,6 +42,9 @@ const (
 	PerClientCert = "client_cert"
 	PerRoute      = "route"
 )
+
+// DefaultMaxFormBytes caps a form body read whole when Options.MaxFormBytes is zero.
+const DefaultMaxFormBytes = 10 << 20
 
 // Options configure one REST route's handler.
 type Options struct {
@@ -65,23 +65,26 @@ type Options struct {
 	RateLimiter ratelimit.Limiter
 	// RateLimitPer is subject, client_ip, client_cert or route.
 	RateLimitPer string
+	// MaxFormBytes caps a form body (urlencoded or multipart), which an
+	// accepted request has read whole to refuse a second token or a _method
+	// in it; over it the answer is 413. Zero means DefaultMaxFormBytes.
+	MaxFormBytes int64
 	// Upstream receives accepted requests; required.
 	Upstream http.Handler
 	// Logger receives one audit record per decision; nil discards.
 	Logger *slog.Logger
-	// NewRequestID makes a request ID when none is in the context; nil means 16 random bytes, hex.
-	NewRequestID func() string
 	// OnDecision, when set, is called once per request (metrics).
 	OnDecision func(Decision)
 }
 
-// Decision is the outcome of one request, for metrics.
+// Decision is the outcome of one request, for metrics. The same outcome and
+// reason are reported to the request's reqscope.Scope.
 type Decision struct {
 	// Context is the request's context (it carries the caller's request state).
 	Context context.Context
 	Route   string
-	// Outcome is accepted, rejected, rate_limited or unavailable.
-	Outcome string
+	// Outcome is Accepted, Rejected, RateLimited or Unavailable.
+	Outcome reqscope.Outcome
 	// Reason is oauth.Reason of the error ("ok" when accepted).
 	Reason string
 	// Err is the refusal's error (nil when accepted); match it with errors.Is.
@@ -105,9 +108,26 @@ type handler struct {
 
 type forwardHeader struct{ claim, header string }
 
-// New checks the options and returns the route's gin handler. It is the
-// last handler of the route: it always writes the response.
-func New(o Options) (gin.HandlerFunc, error) {
+// overrideHeaders make some frameworks run another method or path than the
+// request line's, the one the scopes were checked for (X-HTTP-Method-Override
+// and kin; X-Original-URL and X-Rewrite-URL in IIS and Symfony). They are
+// removed before authorization, so the upstream acts on what was authorized.
+var overrideHeaders = map[string]bool{
+	"X-Http-Method-Override": true, "X-Http-Method": true, "X-Method-Override": true,
+	"X-Original-Url": true, "X-Rewrite-Url": true, "X-Original-Method": true,
+}
+
+// upgradeHeaders are removed from every request: no REST route allows a
+// protocol upgrade (h2c, WebSocket), and Connection, which would have the
+// reverse proxy drop the headers it names, means nothing past this hop.
+var upgradeHeaders = []string{"Connection", "Upgrade", "Http2-Settings"}
+
+// New checks the options and returns the route's handler, a plain
+// http.Handler that always writes the response. It reads the request ID
+// and client IP from the request's reqscope.Scope (without one, the
+// X-Request-ID header or a fresh ID, and the peer address) and reports its
+// decision there.
+func New(o Options) (http.Handler, error) {
 	if o.Validator == nil || o.Upstream == nil {
 		return nil, errors.New("rest: Validator and Upstream are required")
 	}
@@ -122,8 +142,8 @@ func New(o Options) (gin.HandlerFunc, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.NewRequestID == nil {
-		o.NewRequestID = randomID
+	if o.MaxFormBytes <= 0 {
+		o.MaxFormBytes = DefaultMaxFormBytes
 	}
 	h := &handler{o: o, drop: map[string]bool{}}
 	for claim, name := range o.ForwardClaims {
@@ -131,7 +151,7 @@ func New(o Options) (gin.HandlerFunc, error) {
 			return nil, fmt.Errorf("rest: forward_claims %q: %q is not a valid header name", claim, name)
 		}
 		canon := http.CanonicalHeaderKey(name)
-		if reservedHeaders[canon] {
+		if reservedHeaders[canon] || overrideHeaders[canon] {
 			return nil, fmt.Errorf("rest: forward_claims %q: header %s may not be set from a claim", claim, canon)
 		}
 		if h.drop[canon] {
@@ -140,44 +160,10 @@ func New(o Options) (gin.HandlerFunc, error) {
 		h.drop[canon] = true
 		h.forward = append(h.forward, forwardHeader{claim: claim, header: canon})
 	}
-	return h.serve, nil
-}
-
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func saneID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
+	for canon := range overrideHeaders {
+		h.drop[canon] = true
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// NewHandler wraps New's handler in its own gin engine, for callers that
-// route with net/http. trustedProxies lists the CIDRs whose X-Forwarded-For
-// is believed for the client IP (rate_limit per client_ip); nil trusts
-// none, so the peer address is used.
-func NewHandler(o Options, trustedProxies []string) (http.Handler, error) {
-	h, err := New(o)
-	if err != nil {
-		return nil, err
-	}
-	e := gin.New()
-	if err := e.SetTrustedProxies(trustedProxies); err != nil {
-		return nil, fmt.Errorf("rest: trusted proxies: %w", err)
-	}
-	e.RedirectTrailingSlash, e.RedirectFixedPath, e.HandleMethodNotAllowed = false, false, false
-	e.NoRoute(h)
-	return e, nil
+	return h, nil
 }
 
 func validHeaderName(s string) bool {
@@ -193,43 +179,41 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func (h *handler) serve(c *gin.Context) {
-	defer c.Abort()
-	r := c.Request
-	reqID := c.GetString(RequestIDKey)
-	if reqID == "" {
-		if id := r.Header.Get(RequestIDHeader); saneID(id) {
-			reqID = id
-		} else {
-			reqID = h.o.NewRequestID()
-		}
-	}
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	scope := reqscope.Of(r)
+	reqID := reqscope.IDOf(r)
+	// One ID for this request whoever reads it next (WriteError, the
+	// upstream), even when no front door set a scope.
+	r.Header.Set(reqscope.Header, reqID)
+	h.dropClientHeaders(r)
+
 	var tok *oauth.Token
 	var fp oauth.Fingerprint
 	var hasToken bool
 	refuse := func(err error) {
-		outcome := "rejected"
+		status := StatusOf(err)
+		outcome, level := reqscope.Rejected, slog.LevelWarn
 		switch {
 		case errors.Is(err, ErrRateLimited):
-			outcome = "rate_limited"
-		case !oauth.ClientError(err):
-			outcome = "unavailable"
+			outcome = reqscope.RateLimited
+		case status >= 500:
+			outcome, level = reqscope.Unavailable, slog.LevelError
 		}
-		attrs := []any{"route", h.o.Route, "request_id", reqID, "outcome", outcome,
-			"reason", reason(err), "method", r.Method, "path", r.URL.Path, "error", err.Error()}
+		why := reason(err)
+		attrs := make([]slog.Attr, 0, 12)
+		attrs = append(attrs, slog.String("route", h.o.Route), slog.String("request_id", reqID),
+			slog.String("outcome", string(outcome)), slog.String("reason", why), slog.Int("status", status),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		if hasToken {
-			attrs = append(attrs, "token_sha256", fp.LogID())
+			attrs = append(attrs, slog.String("token_sha256", fp.LogID()))
 		}
 		if tok != nil {
-			attrs = append(attrs, "sub", tok.Subject, "client_id", tok.ClientID)
+			attrs = append(attrs, slog.String("sub", tok.Subject), slog.String("client_id", tok.ClientID))
 		}
-		level := slog.LevelInfo
-		if outcome == "unavailable" {
-			level = slog.LevelWarn
-		}
-		h.o.Logger.Log(r.Context(), level, "rest request refused", attrs...)
-		h.decide(r.Context(), outcome, reason(err), err)
-		WriteError(c.Writer, err, reqID)
+		h.o.Logger.LogAttrs(r.Context(), level, "rest request refused", attrs...)
+		scope.Decide(outcome, why)
+		h.decide(r.Context(), outcome, why, err)
+		WriteError(w, r, status, err)
 	}
 
 	rel, err := h.relativePath(r)
@@ -237,7 +221,11 @@ func (h *handler) serve(c *gin.Context) {
 		refuse(err)
 		return
 	}
-	if err := h.limit(c, nil); err != nil {
+	if err := checkQuery(r); err != nil {
+		refuse(err)
+		return
+	}
+	if err := h.limit(r, nil); err != nil {
 		refuse(err)
 		return
 	}
@@ -256,49 +244,41 @@ func (h *handler) serve(c *gin.Context) {
 		refuse(err)
 		return
 	}
-	if err := h.limit(c, tok); err != nil {
+	if err := h.limit(r, tok); err != nil {
+		refuse(err)
+		return
+	}
+	// The body is read only now, for a request already authorized.
+	if err := h.checkForm(r); err != nil {
 		refuse(err)
 		return
 	}
 
 	h.rewrite(r, tok, reqID)
-	h.o.Logger.Info("rest request accepted", "route", h.o.Route, "request_id", reqID, "outcome", "accepted",
-		"reason", "ok", "method", r.Method, "path", r.URL.Path, "token_sha256", fp.LogID(),
-		"sub", tok.Subject, "client_id", tok.ClientID)
-	h.decide(r.Context(), "accepted", "ok", nil)
-	h.o.Upstream.ServeHTTP(&plainWriter{w: c.Writer, id: reqID}, r)
+	h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "rest request accepted",
+		slog.String("route", h.o.Route), slog.String("request_id", reqID),
+		slog.String("outcome", string(reqscope.Accepted)), slog.String("reason", "ok"),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("token_sha256", fp.LogID()),
+		slog.String("sub", tok.Subject), slog.String("client_id", tok.ClientID))
+	scope.Decide(reqscope.Accepted, "ok")
+	h.decide(r.Context(), reqscope.Accepted, "ok", nil)
+	h.o.Upstream.ServeHTTP(w, r)
 }
 
-// plainWriter hides gin's CloseNotify, which panics when the underlying
-// writer lacks it (flushing and hijacking stay reachable through Unwrap, for
-// http.ResponseController), and keeps exactly one X-Request-ID, ours, on the
-// response whatever the upstream sent.
-type plainWriter struct {
-	w      gin.ResponseWriter
-	id     string
-	headed bool
-}
-
-func (p *plainWriter) Header() http.Header { return p.w.Header() }
-
-func (p *plainWriter) WriteHeader(code int) {
-	if !p.headed && code >= 200 {
-		p.headed = true
-		if p.id != "" {
-			p.w.Header().Set(RequestIDHeader, p.id)
+// dropClientHeaders removes, before anything reads the request, the
+// headers only the gateway may set (forward_claims) and the override and
+// upgrade headers, including spellings an upstream may fold into them
+// (X_Auth_Subject becomes X-Auth-Subject in CGI-style servers).
+func (h *handler) dropClientHeaders(r *http.Request) {
+	for k := range r.Header {
+		if h.drop[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+			delete(r.Header, k)
 		}
 	}
-	p.w.WriteHeader(code)
-}
-
-func (p *plainWriter) Write(b []byte) (int, error) {
-	if !p.headed {
-		p.WriteHeader(http.StatusOK)
+	for _, k := range upgradeHeaders {
+		r.Header.Del(k)
 	}
-	return p.w.Write(b)
 }
-
-func (p *plainWriter) Unwrap() http.ResponseWriter { return p.w }
 
 func reason(err error) string {
 	switch {
@@ -306,11 +286,19 @@ func reason(err error) string {
 		return "rate_limited"
 	case errors.Is(err, ErrAmbiguousPath):
 		return "ambiguous_path"
+	case errors.Is(err, ErrTokenInBody):
+		return "token_in_body"
+	case errors.Is(err, ErrMethodOverride):
+		return "method_override"
+	case errors.Is(err, ErrBodyTooLarge):
+		return "body_too_large"
+	case errors.Is(err, ErrUnreadableBody):
+		return "unreadable_body"
 	}
 	return oauth.Reason(err)
 }
 
-func (h *handler) decide(ctx context.Context, outcome, reason string, err error) {
+func (h *handler) decide(ctx context.Context, outcome reqscope.Outcome, reason string, err error) {
 	if h.o.OnDecision != nil {
 		h.o.OnDecision(Decision{Context: ctx, Route: h.o.Route, Outcome: outcome, Reason: reason, Err: err})
 	}
@@ -339,9 +327,99 @@ func (h *handler) relativePath(r *http.Request) (string, error) {
 	return rel, nil
 }
 
+// paramIs reports whether a query or form parameter name is want (lower
+// case) as a lenient backend reads it: PHP turns '.' and ' ' into '_' and
+// "name[...]" into an array under name; case is ignored to be safe.
+func paramIs(name, want string) bool {
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.TrimSpace(name)
+	name = strings.NewReplacer(".", "_", " ", "_").Replace(name)
+	return strings.EqualFold(name, want)
+}
+
+// checkParams refuses a second token or a method override among params.
+func checkParams(params url.Values, inToken error) error {
+	for name := range params {
+		switch {
+		case paramIs(name, "access_token"):
+			return inToken
+		case paramIs(name, "_method"):
+			return ErrMethodOverride
+		}
+	}
+	return nil
+}
+
+// checkQuery refuses a token (oauth refuses exactly "access_token"; this
+// catches the spellings a backend folds into it) or a _method in the query.
+func checkQuery(r *http.Request) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, _ := url.ParseQuery(r.URL.RawQuery) // what did parse is what a backend may read
+	return checkParams(q, oauth.ErrTokenInQuery)
+}
+
+// checkForm reads an urlencoded or multipart body whole (up to
+// MaxFormBytes), refuses a token or a _method field in it, and puts the
+// bytes back for the upstream. Other bodies stream untouched.
+func (h *handler) checkForm(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data") {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.o.MaxFormBytes+1))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: %w", ErrBodyTooLarge, err)
+		}
+		return fmt.Errorf("%w: %w", ErrUnreadableBody, err)
+	}
+	if int64(len(body)) > h.o.MaxFormBytes {
+		return fmt.Errorf("%w: form body over %d bytes", ErrBodyTooLarge, h.o.MaxFormBytes)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if mt == "application/x-www-form-urlencoded" {
+		form, _ := url.ParseQuery(string(body))
+		return checkParams(form, ErrTokenInBody)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			// A backend's parser may read more of it than ours did.
+			return fmt.Errorf("%w: multipart: %w", ErrUnreadableBody, err)
+		}
+		if err := checkParams(url.Values{part.FormName(): nil}, ErrTokenInBody); err != nil {
+			return err
+		}
+	}
+}
+
+// clientIP is the front door's client IP; without a scope (a handler used
+// on its own) the peer address.
+func clientIP(r *http.Request) string {
+	if ip := reqscope.Of(r).ClientIP(); ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
 // limit applies the rate limit: before validation for per-IP, per-cert and
 // per-route keys (tok nil), after it for per-subject keys.
-func (h *handler) limit(c *gin.Context, tok *oauth.Token) error {
+func (h *handler) limit(r *http.Request, tok *oauth.Token) error {
 	if h.o.RateLimiter == nil {
 		return nil
 	}
@@ -357,22 +435,22 @@ func (h *handler) limit(c *gin.Context, tok *oauth.Token) error {
 		case tok.ClientID != "":
 			key = "client:" + tok.ClientID
 		default:
-			key = "ip:" + c.ClientIP()
+			key = "ip:" + clientIP(r)
 		}
 	case PerClientIP:
 		if tok != nil {
 			return nil
 		}
-		key = "ip:" + c.ClientIP()
+		key = "ip:" + clientIP(r)
 	case PerClientCert:
 		if tok != nil {
 			return nil
 		}
-		if tls := c.Request.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
+		if tls := r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
 			sum := sha256.Sum256(tls.PeerCertificates[0].Raw)
 			key = "cert:" + hex.EncodeToString(sum[:])
 		} else {
-			key = "ip:" + c.ClientIP()
+			key = "ip:" + clientIP(r)
 		}
 	case PerRoute:
 		if tok != nil {
@@ -387,37 +465,12 @@ func (h *handler) limit(c *gin.Context, tok *oauth.Token) error {
 }
 
 // rewrite prepares the accepted request for the upstream: our request ID,
-// Authorization removed unless kept, client-sent claim headers dropped,
-// ours set.
+// Authorization removed unless kept, our claim headers set (client copies
+// went in dropClientHeaders).
 func (h *handler) rewrite(r *http.Request, tok *oauth.Token, reqID string) {
-	r.Header.Set(RequestIDHeader, reqID)
+	r.Header.Set(reqscope.Header, reqID)
 	if !h.o.KeepAuthorization {
 		r.Header.Del("Authorization")
-	}
-	// Drop client copies, including spellings an upstream may fold into ours
-	// (X_Auth_Subject becomes X-Auth-Subject in CGI-style servers).
-	for k := range r.Header {
-		if h.drop[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
-			delete(r.Header, k)
-		}
-	}
-	// A client listing our headers in Connection would have the proxy strip
-	// them as hop-by-hop after we set them.
-	if conn := r.Header.Values("Connection"); len(conn) > 0 {
-		var keep []string
-		for _, v := range conn {
-			for _, f := range strings.Split(v, ",") {
-				f = strings.TrimSpace(f)
-				canon := http.CanonicalHeaderKey(f)
-				if f != "" && !h.drop[canon] && canon != "Authorization" {
-					keep = append(keep, f)
-				}
-			}
-		}
-		r.Header.Del("Connection")
-		if len(keep) > 0 {
-			r.Header.Set("Connection", strings.Join(keep, ", "))
-		}
 	}
 	for _, f := range h.forward {
 		v, ok := claimValue(tok, f.claim)

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,11 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"wsgate/internal/ratelimit"
+	"wsgate/internal/reqscope"
 	"wsgate/oauth"
 )
 
@@ -88,17 +89,20 @@ func mint(t testing.TB, alg jose.SignatureAlgorithm, k any, kid, typ string, c m
 // upstream records what reached it.
 type upstream struct {
 	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	last http.Header
+	hits     atomic.Int64
+	mu       sync.Mutex
+	last     http.Header
+	lastBody []byte
+	method   string
 }
 
 func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
-		u.last = r.Header.Clone()
+		u.last, u.lastBody, u.method = r.Header.Clone(), body, r.Method
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("upstream:" + r.URL.Path))
@@ -126,7 +130,8 @@ func reverseProxy(t testing.TB, target string) http.Handler {
 }
 
 type fixture struct {
-	engine    *gin.Engine
+	handler   http.Handler    // rest's handler
+	scope     *reqscope.Scope // of the last request through do
 	up        *upstream
 	jwks      *httptest.Server
 	jwksDown  atomic.Bool
@@ -157,7 +162,6 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 func newFixture(t testing.TB, mut func(*Options)) *fixture {
 	t.Helper()
-	gin.SetMode(gin.TestMode)
 	k, _ := rsaKeys(t)
 	f := &fixture{up: newUpstream(t), logs: &bytes.Buffer{}}
 	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
@@ -194,7 +198,6 @@ func newFixture(t testing.TB, mut func(*Options)) *fixture {
 		ForwardClaims: map[string]string{"sub": "X-Auth-Subject", "scope": "X-Auth-Scopes", "client_id": "X-Auth-Client"},
 		Upstream:      reverseProxy(t, f.up.URL),
 		Logger:        slog.New(slog.NewJSONHandler(&lockedBuffer{b: f.logs}, nil)),
-		NewRequestID:  func() string { return "req-1" },
 		OnDecision: func(d Decision) {
 			f.mu.Lock()
 			f.decisions = append(f.decisions, d)
@@ -208,15 +211,16 @@ func newFixture(t testing.TB, mut func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.engine = gin.New()
-	f.engine.Any(prefix, h)
-	f.engine.Any(prefix+"/*rest", h)
+	f.handler = h
 	return f
 }
 
+// do sends r through rest as the gateway would: inside a request scope with
+// the front door's request ID and client IP.
 func (f *fixture) do(r *http.Request) *httptest.ResponseRecorder {
+	f.scope = reqscope.New("req-1", "192.0.2.1")
 	w := httptest.NewRecorder()
-	f.engine.ServeHTTP(w, r)
+	f.handler.ServeHTTP(w, r.WithContext(reqscope.With(r.Context(), f.scope)))
 	return w
 }
 
@@ -495,38 +499,44 @@ func TestClaimValue(t *testing.T) {
 	}
 }
 
-func TestNewHandlerClientIP(t *testing.T) {
+// TestClientIP: rate_limit per client_ip keys on the front door's client IP
+// (the request scope), never on a client-sent X-Forwarded-For; without a
+// scope, on the peer address.
+func TestClientIP(t *testing.T) {
 	k, _ := rsaKeys(t)
 	lim, err := ratelimit.NewMemory(ratelimit.Options{Rate: 1, Burst: 1, Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler
-	f := newFixture(t, func(o *Options) {
-		o.RateLimiter, o.RateLimitPer = lim, PerClientIP
-		var err error
-		if h, err = NewHandler(*o, nil); err != nil {
-			t.Fatal(err)
-		}
-	})
+	f := newFixture(t, func(o *Options) { o.RateLimiter, o.RateLimitPer = lim, PerClientIP })
 	tok := "Bearer " + mint(t, jose.RS256, k, "k1", "at+jwt", claims())
-	codes := []int{}
-	for i := range 3 {
+	send := func(scopeIP, peer string, i int) int {
 		r := get(prefix+"/x", tok)
-		r.RemoteAddr = "192.0.2.7:1234"
-		r.Header.Set("X-Forwarded-For", "198.51.100."+strconv.Itoa(i)) // spoofed: no proxy is trusted
-		r.Header.Set(RequestIDHeader, "client-id-1")
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", "198.51.100."+strconv.Itoa(i)) // spoofed
+		if scopeIP != "" {
+			r = r.WithContext(reqscope.With(r.Context(), reqscope.New("id-"+strconv.Itoa(i), scopeIP)))
+		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		codes = append(codes, w.Code)
-		if got := w.Header().Values(RequestIDHeader); len(got) != 1 || got[0] != "client-id-1" {
-			t.Fatalf("X-Request-ID on the response: %q (code %d, headers %v)", got, w.Code, w.Header())
+		f.handler.ServeHTTP(w, r)
+		return w.Code
+	}
+	tests := []struct {
+		scopeIP, peer string
+		want          int
+	}{
+		{"203.0.113.5", "10.0.0.1:1", 200},
+		{"203.0.113.5", "10.0.0.2:1", 429}, // same client behind another proxy hop
+		{"203.0.113.6", "10.0.0.1:1", 200}, // another client through the same peer
+		{"", "192.0.2.7:1234", 200},
+		{"", "192.0.2.7:5678", 429},
+	}
+	for i, tc := range tests {
+		if got := send(tc.scopeIP, tc.peer, i); got != tc.want {
+			t.Errorf("request %d (scope IP %q, peer %s): %d, want %d", i, tc.scopeIP, tc.peer, got, tc.want)
 		}
 	}
-	if codes[0] != 200 || codes[1] != 429 || codes[2] != 429 {
-		t.Fatalf("codes %v: a spoofed X-Forwarded-For must not dodge the per-IP limit", codes)
-	}
-	if f.up.hits.Load() != 1 {
-		t.Fatalf("upstream hits %d", f.up.hits.Load())
+	if f.up.hits.Load() != 3 {
+		t.Fatalf("upstream hits %d, want 3", f.up.hits.Load())
 	}
 }
