@@ -1,9 +1,11 @@
 package wssec
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 )
@@ -154,5 +156,37 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatal("decryption exceeded the element limit")
 		}
 		_ = d
+	})
+}
+
+// FuzzVerifyDecrypt runs whole messages through verification with
+// decryption on: anything accepted was signed by the partner over the very
+// Body that is forwarded, holds no ciphertext, and serializes.
+func FuzzVerifyDecrypt(f *testing.F) {
+	addEncSeeds(f, false)
+	id := gatewayEnc(f)
+	trust := goldenCerts{goldenCert(f, "ca")}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		v := &Verifier{
+			Policy: Policy{
+				RequireSigned:          []Part{PartBody, PartTimestamp},
+				Limits:                 Limits{MaxElements: 5000},
+				ForwardUnsignedHeaders: []HeaderName{{Namespace: "urn:example:orders"}},
+				Decrypt:                &DecryptPolicy{Identity: id, AllowRSA15: true, AllowCBC: true},
+			},
+			Trust: trust,
+			Now:   func() time.Time { return goldenNow },
+		}
+		res, err := v.Verify(context.Background(), msg)
+		if err != nil {
+			return
+		}
+		defer res.Release()
+		if res.Signer == nil || res.Body == nil || res.Body.Parent() != res.Envelope.Envelope || findEncrypted(res.Envelope.Envelope) != nil {
+			t.Fatal("accepted a message without a signer, with a detached Body or with ciphertext left")
+		}
+		if _, err := res.Bytes(false); err != nil {
+			t.Fatalf("accepted a message it cannot forward: %v", err)
+		}
 	})
 }
