@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -221,4 +222,88 @@ func ParseThumbprints(text string) ([][32]byte, error) {
 		out = append(out, [32]byte(b))
 	}
 	return out, errors.Join(errs...)
+}
+
+// RevocationSecrets is what the route's revocation secrets hold, as read:
+// CRLs (PEM or DER, one entry per secret), denied certificates (PEM) and
+// denied SHA-256 thumbprints (hex, one a line).
+type RevocationSecrets struct {
+	CRLs             [][]byte
+	DenyCertificates []byte
+	DenySHA256       string
+}
+
+// BuildRevocation parses secrets and builds a Revocation whose CRLs must
+// verify against issuers. Every problem is reported, joined; the
+// Revocation is returned even then, answering ErrRevocationUnavailable, so
+// that a bad refresh fails closed instead of keeping a stale list.
+func BuildRevocation(secrets RevocationSecrets, issuers []*x509.Certificate) (*Revocation, error) {
+	var errs []error
+	cfg := RevocationConfig{Issuers: issuers}
+	for i, data := range secrets.CRLs {
+		crls, err := ParseCRLs(data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("crl %d: %w", i, err))
+			continue
+		}
+		cfg.CRLs = append(cfg.CRLs, crls...)
+	}
+	for rest := secrets.DenyCertificates; len(bytes.TrimSpace(rest)) > 0; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			errs = append(errs, errors.New("deny certificates: not PEM"))
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("deny certificates: %w", err))
+			continue
+		}
+		cfg.Deny = append(cfg.Deny, c)
+	}
+	fps, err := ParseThumbprints(secrets.DenySHA256)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("deny sha256: %w", err))
+	}
+	cfg.DenySHA256 = fps
+	r, err := NewRevocation(cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		err := fmt.Errorf("%w: %w", ErrRevocationUnavailable, errors.Join(errs...))
+		r.broken = err
+		return r, err
+	}
+	return r, nil
+}
+
+// SwappableRevocation is the RevocationSource a route holds while the
+// gateway refreshes it: Store a new Revocation on every secrets refresh
+// (and SIGHUP), and verifications see it at once, without a restart.
+// Until the first Store it answers ErrRevocationUnavailable.
+type SwappableRevocation struct {
+	cur atomic.Pointer[Revocation]
+}
+
+// Store replaces the current lists.
+func (s *SwappableRevocation) Store(r *Revocation) { s.cur.Store(r) }
+
+// CheckRevocation implements RevocationSource.
+func (s *SwappableRevocation) CheckRevocation(cert *x509.Certificate, now time.Time) error {
+	r := s.cur.Load()
+	if r == nil {
+		return fmt.Errorf("%w: not loaded yet", ErrRevocationUnavailable)
+	}
+	return r.CheckRevocation(cert, now)
+}
+
+// Ready reports whether the current lists can answer at now (see
+// Revocation.Ready); the gateway's readiness probe calls it.
+func (s *SwappableRevocation) Ready(now time.Time) error {
+	r := s.cur.Load()
+	if r == nil {
+		return fmt.Errorf("%w: not loaded yet", ErrRevocationUnavailable)
+	}
+	return r.Ready(now)
 }

@@ -178,3 +178,69 @@ func TestParseThumbprints(t *testing.T) {
 		t.Fatalf("bad lines: %v", err)
 	}
 }
+
+func TestBuildRevocationAndSwap(t *testing.T) {
+	ca := samlIdentity(t, "ca", false)
+	partner := goldenCert(t, "partner-rsa")
+	idp := goldenCert(t, "saml-idp")
+	crlPEM := func(serials ...*big.Int) []byte {
+		crl := makeCRL(t, ca, goldenNow.Add(-time.Hour), goldenNow.Add(time.Hour), serials...)
+		return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl.Raw})
+	}
+	issuers := []*x509.Certificate{ca.Cert}
+	idpFP := sha256.Sum256(idp.Raw)
+
+	var src SwappableRevocation
+	if err := CheckRevocation(&src, partner, goldenNow); !errors.Is(err, ErrRevocationUnavailable) || ClientError(err) {
+		t.Fatalf("before the first load: %v", err)
+	}
+	r, err := BuildRevocation(RevocationSecrets{CRLs: [][]byte{crlPEM()}, DenySHA256: hex.EncodeToString(idpFP[:])}, issuers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Store(r)
+	if err := src.Ready(goldenNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckRevocation(&src, partner, goldenNow); err != nil {
+		t.Fatalf("partner: %v", err)
+	}
+	if err := CheckRevocation(&src, idp, goldenNow); !errors.Is(err, ErrCertificateRevoked) {
+		t.Fatalf("denied idp: %v", err)
+	}
+	// Refresh: the partner is revoked now, and the verifier holding src
+	// sees it on the next message.
+	r, err = BuildRevocation(RevocationSecrets{CRLs: [][]byte{crlPEM(partner.SerialNumber)},
+		DenyCertificates: pki.CertPEM(goldenCert(t, "keyusage"))}, issuers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Store(r)
+	v := samlRouteVerifier(t, func(v *Verifier) { v.Revocation = &src })
+	if _, err := v.Verify(t.Context(), goldenMessage(t, "saml-sv-str")); !errors.Is(err, ErrCertificateRevoked) {
+		t.Fatalf("after refresh: %v", err)
+	}
+	if err := CheckRevocation(&src, goldenCert(t, "keyusage"), goldenNow); !errors.Is(err, ErrCertificateRevoked) {
+		t.Fatalf("denied certificate: %v", err)
+	}
+	// A bad refresh fails closed, with every problem named.
+	r, err = BuildRevocation(RevocationSecrets{CRLs: [][]byte{[]byte("junk"), crlPEM()},
+		DenyCertificates: []byte("not pem"), DenySHA256: "zz"}, issuers)
+	if err == nil || !strings.Contains(err.Error(), "crl 0") || !strings.Contains(err.Error(), "deny certificates") ||
+		!strings.Contains(err.Error(), "deny sha256") {
+		t.Fatalf("bad secrets: %v", err)
+	}
+	src.Store(r)
+	if err := src.Ready(goldenNow); !errors.Is(err, ErrRevocationUnavailable) {
+		t.Fatalf("Ready after a bad refresh: %v", err)
+	}
+	if err := CheckRevocation(&src, partner, goldenNow); !errors.Is(err, ErrRevocationUnavailable) {
+		t.Fatalf("check after a bad refresh: %v", err)
+	}
+	// Stale: past the CRL's nextUpdate the route is not ready.
+	r, _ = BuildRevocation(RevocationSecrets{CRLs: [][]byte{crlPEM()}}, issuers)
+	src.Store(r)
+	if err := src.Ready(goldenNow.Add(2 * time.Hour)); !errors.Is(err, ErrRevocationUnavailable) {
+		t.Fatalf("stale: %v", err)
+	}
+}

@@ -163,6 +163,28 @@ func (p *SAMLPolicy) allows(method string) bool {
 	return false
 }
 
+// Check reports every problem of the policy at once, for configuration
+// checks: no trust source, no audience (which refuses every assertion), an
+// unknown confirmation method.
+func (p *SAMLPolicy) Check() error {
+	var errs []error
+	if p.Trust == nil {
+		errs = append(errs, errors.New("saml: trust is required"))
+	}
+	if len(p.Audience) == 0 {
+		errs = append(errs, errors.New("saml: audience is required"))
+	}
+	for _, c := range p.Confirmation {
+		if !ValidConfirmation(c) {
+			errs = append(errs, fmt.Errorf("saml: unknown confirmation %q (holder-of-key, sender-vouches, bearer)", c))
+		}
+	}
+	if p.Skew < 0 {
+		errs = append(errs, errors.New("saml: skew must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
 // ValidConfirmation reports whether name is a confirmation method
 // SAMLPolicy.Confirmation accepts (for configuration checks).
 func ValidConfirmation(name string) bool {

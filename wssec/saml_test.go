@@ -598,3 +598,15 @@ func TestSAMLCountID(t *testing.T) {
 		t.Fatalf("countID = %d, want 6", n)
 	}
 }
+
+func TestSAMLPolicyCheck(t *testing.T) {
+	if err := samlPolicy(t).Check(); err != nil {
+		t.Fatal(err)
+	}
+	err := (&SAMLPolicy{Confirmation: []string{"bearer", "artifact"}, Skew: -time.Second}).Check()
+	for _, want := range []string{"trust", "audience", `"artifact"`, "skew"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want it to name %s", err, want)
+		}
+	}
+}
