@@ -18,6 +18,7 @@ import (
 // (verified-token cache warm) and one plain reverse-proxy route with no
 // oauth block. It reports both latencies and their ratio (target < 1.15).
 func BenchmarkRouteOverhead(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
 	k, _ := rsaKeys(b)
 	f := newFixture(b, nil)
 	plain := gin.New()
@@ -73,7 +74,6 @@ func BenchmarkRouteOverhead(b *testing.B) {
 
 // ginEngine mounts h as the gateway does: on one gin router with gin.WrapH.
 func ginEngine(h http.Handler) *gin.Engine {
-	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.Any(prefix, gin.WrapH(h))
 	e.Any(prefix+"/*rest", gin.WrapH(h))
@@ -90,6 +90,7 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 		o.OnDecision = nil
 	})
 	tok := "Bearer " + mint(b, jose.RS256, k, "k1", "at+jwt", claims())
+	gin.SetMode(gin.ReleaseMode)
 	req := httptest.NewRequest(http.MethodGet, prefix+"/invoices/1", nil)
 	req = req.WithContext(reqscope.With(req.Context(), reqscope.New("req-1", "192.0.2.1")))
 	e := ginEngine(f.handler)
