@@ -24,7 +24,10 @@ import (
 // keys. A crypto.Decrypter lets the private key stay elsewhere (a Vault
 // Transit key unwraps the session key without the key leaving Vault). The
 // Decrypter must accept *rsa.OAEPOptions (MGFHash and Label included) and,
-// where AllowRSA15 is set, *rsa.PKCS1v15DecryptOptions.
+// where AllowRSA15 is set, *rsa.PKCS1v15DecryptOptions. It wraps a failure
+// to reach its key with ErrDecryptionUnavailable, and OAEP parameters it
+// cannot use with ErrUnsupportedAlgorithm; any other error is a failed
+// decryption.
 type DecryptionIdentity interface {
 	Certificate() *x509.Certificate
 	Decrypter() crypto.Decrypter
@@ -592,9 +595,10 @@ func (d *decryptor) unwrap(ek *encryptedKey, keyLen int) ([]byte, error) {
 	out, err := d.key.Decrypt(d.rand(), ek.cipher, &rsa.OAEPOptions{
 		Hash: ek.method.hash, MGFHash: ek.method.mgfHash, Label: ek.method.label,
 	})
-	if errors.Is(err, ErrDecryptionUnavailable) {
-		// Whether the key service answers does not depend on the
-		// ciphertext: no oracle in telling this apart.
+	if errors.Is(err, ErrDecryptionUnavailable) || errors.Is(err, ErrUnsupportedAlgorithm) {
+		// Whether the key service answers, or can do these OAEP parameters
+		// (Vault Transit: SHA-256 only), does not depend on the ciphertext:
+		// no oracle in telling these apart.
 		return nil, err
 	}
 	if err != nil || len(out) != keyLen {

@@ -749,3 +749,29 @@ func TestDecGatewayFaults(t *testing.T) {
 		t.Fatalf("%d EncryptedKeys: err = %v", maxEncryptedKeys+1, err)
 	}
 }
+
+// sha256OnlyKey is a Decrypter that, like Vault Transit, does OAEP with
+// SHA-256 and MGF1-SHA-256 only.
+type sha256OnlyKey struct{ k *rsa.PrivateKey }
+
+func (s sha256OnlyKey) Public() crypto.PublicKey { return s.k.Public() }
+func (s sha256OnlyKey) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	o, ok := opts.(*rsa.OAEPOptions)
+	if !ok || o.Hash != crypto.SHA256 || (o.MGFHash != 0 && o.MGFHash != crypto.SHA256) {
+		return nil, fmt.Errorf("%w: the key service does OAEP with SHA-256 only", ErrUnsupportedAlgorithm)
+	}
+	return s.k.Decrypt(r, msg, opts)
+}
+
+func TestDecTransitLikeKey(t *testing.T) {
+	id := gatewayEnc(t)
+	key := encIdentity{cert: id.cert, key: sha256OnlyKey{id.key.(*rsa.PrivateKey)}}
+	ok := encrypt(t, encPlain11, EncryptOptions{KeyTransport: AlgRSAOAEP})
+	if _, _, err := decrypt(t, ok, DecryptPolicy{Identity: key}, Limits{}); err != nil {
+		t.Fatalf("rsa-oaep SHA-256/MGF1-SHA-256: %v", err)
+	}
+	mgf1p := encrypt(t, encPlain11, EncryptOptions{})
+	if _, _, err := decrypt(t, mgf1p, DecryptPolicy{Identity: key}, Limits{}); !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Fatalf("rsa-oaep-mgf1p on a SHA-256-only key: err = %v", err)
+	}
+}

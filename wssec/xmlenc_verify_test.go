@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,5 +192,56 @@ func TestXMLEncVerifyLookAlikeInPlaintext(t *testing.T) {
 		if !errors.Is(err, ErrLookAlike) {
 			t.Errorf("%s: err = %v, want %v", name, err, ErrLookAlike)
 		}
+	}
+}
+
+// TestXMLEncConcurrentRelease: decrypted nodes live in the message's pooled
+// arena; concurrent verifications that release their trees never see
+// another message's plaintext (run with -race).
+func TestXMLEncConcurrentRelease(t *testing.T) {
+	id := gatewayEnc(t)
+	msgs := [][]byte{encGoldenFile(t, "enc-sign-then-encrypt"), encGoldenFile(t, "enc-encrypt-then-sign")}
+	want := make([][]byte, len(msgs))
+	v := encVerifier(t, &DecryptPolicy{Identity: id, RequireEncrypted: []Part{PartBody}})
+	for i, m := range msgs {
+		got, err := v.Verify(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want[i], err = got.Bytes(true); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = bytes.Clone(want[i])
+		got.Release()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				k := (g + i) % len(msgs)
+				got, err := v.Verify(context.Background(), msgs[k])
+				if err != nil {
+					errs <- err
+					return
+				}
+				out, err := got.Bytes(true)
+				if err == nil && !bytes.Equal(out, want[k]) {
+					err = errors.New("forwarded bytes differ from a lone verification's")
+				}
+				got.Release()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
