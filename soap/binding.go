@@ -62,6 +62,13 @@ func readBinding(r *http.Request) (binding, error) {
 	if len(cts) != 1 {
 		return binding{}, fmt.Errorf("%w: %d Content-Type headers", ErrMediaType, len(cts))
 	}
+	// Most clients send exactly one of the canonical forms.
+	switch cts[0] {
+	case ContentType11:
+		return binding{version: wssec.SOAP11}, nil
+	case ContentType12:
+		return binding{version: wssec.SOAP12}, nil
+	}
 	mt, params, err := mime.ParseMediaType(cts[0])
 	if err != nil {
 		return binding{}, fmt.Errorf("%w: %.80q", ErrMediaType, cts[0])
