@@ -59,9 +59,11 @@ type Report struct {
 	// Problems lists every problem, ordered by line (those without a line last).
 	Problems []Problem
 
-	partial *Config        // what decoded, defaults applied, problems or not
-	lines   map[string]pos // YAML path -> place of its key or list item
-	bad     map[string]bool
+	partial *Config         // what decoded, defaults applied, problems or not
+	lines   map[string]pos  // YAML path -> place of its key or list item
+	bad     map[string]bool // paths whose value did not decode
+	// parents of bad paths, built on first use by noise
+	badParents map[string]bool
 }
 
 // pos is a place in the file.
@@ -145,6 +147,11 @@ func Check(data []byte) (r *Report) {
 	} else if !errors.Is(err, io.EOF) {
 		r.Problems = append(r.Problems, syntaxProblem(err))
 	}
+	if w.over {
+		// What decoded may be huge; validating it would be the work the
+		// budget refused.
+		return r
+	}
 	cfg.SetDefaults()
 	r.partial = &cfg
 
@@ -178,8 +185,17 @@ func Check(data []byte) (r *Report) {
 // that did not decode: at or under that value, or on its parent (a route
 // whose soap did not decode "has no soap").
 func (r *Report) noise(path string) bool {
-	for b := range r.bad {
-		if path == b || isUnder(path, b) || path == parentPath(b) {
+	if r.badParents == nil {
+		r.badParents = map[string]bool{}
+		for b := range r.bad {
+			r.badParents[parentPath(b)] = true
+		}
+	}
+	if r.badParents[path] || r.bad[""] {
+		return true
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if r.bad[p] {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/check")
@@ -276,4 +277,41 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Aliases cannot make a small file cost a lot: the walk stops where
+// yaml.v3's strict decoder would refuse the document too.
+func TestCheckAliasBomb(t *testing.T) {
+	n := 300
+	var b strings.Builder
+	b.WriteString("log: {level: &m [" + strings.Repeat("GET,", n) + "GET]}\n")
+	b.WriteString("routes:\n  - &r {name: a, path_prefix: /a, upstream: 'http://u', oauth: {issuer: i, audience: [a], " +
+		"jwks_url: 'https://x/j', algorithms: [RS256], scopes: &sc [" + strings.Repeat("{methods: *m, path: /, any_of: [a]},", n) + "]}}\n")
+	b.WriteString("  - " + strings.Repeat("*r\n  - ", n) + "*r\n")
+	start := time.Now()
+	r := Check([]byte(b.String()))
+	if d := time.Since(start); d > 30*time.Second { // a shared, -race machine: only a blow-up fails
+		t.Errorf("Check took %v on %d bytes", d, b.Len())
+	}
+	if len(r.Problems) == 0 || r.Problems[len(r.Problems)-1].Reason != "the document expands its aliases too much" {
+		t.Errorf("problems: %v", r.Problems)
+	}
+}
+
+// A large file full of mistakes is checked in time linear in its size.
+func TestCheckManyMistakes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("secrets: {backend: file, file: {dir: s}}\nroutes:\n")
+	const n = 10000
+	for range n {
+		b.WriteString("  - {name: Bad, path_prefix: x, upstream: ftp://u, public: maybe, soap: yes}\n")
+	}
+	start := time.Now()
+	r := Check([]byte(b.String()))
+	if d := time.Since(start); d > 30*time.Second { // quadratic work would take minutes
+		t.Errorf("Check took %v on %d bytes", d, b.Len())
+	}
+	if len(r.Problems) < 2*n {
+		t.Errorf("%d problems, want at least %d", len(r.Problems), 2*n)
+	}
 }

@@ -22,10 +22,12 @@ const maxVisits = 1 << 20
 const maxMergeDepth = 16
 
 type walker struct {
-	r      *Report
-	visits int
-	over   bool
-	fields map[reflect.Type]*fieldSet
+	r          *Report
+	visits     int // nodes decoded
+	viaAlias   int // of which reached through an alias
+	aliasDepth int
+	over       bool
+	fields     map[reflect.Type]*fieldSet
 }
 
 func valueOf(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
@@ -41,18 +43,45 @@ func (w *walker) fail(path string, at pos, format string, args ...any) {
 	w.r.bad[path] = true
 }
 
-// tick counts work and reports once when the budget is spent.
+// tick counts work and reports once when the budget is spent: too many
+// nodes, or (yaml.v3's own rule) too many of them reached through aliases.
 func (w *walker) tick() bool {
 	if w.over {
 		return false
 	}
 	w.visits++
-	if w.visits > maxVisits {
+	if w.aliasDepth > 0 {
+		w.viaAlias++
+	}
+	if w.visits > maxVisits ||
+		w.viaAlias > 100 && w.visits > 1000 && float64(w.viaAlias)/float64(w.visits) > allowedAliasRatio(w.visits) {
 		w.over = true
-		w.problem("", pos{}, "the document is too large once its aliases are expanded")
+		w.problem("", pos{}, "the document expands its aliases too much")
 		return false
 	}
 	return true
+}
+
+// allowedAliasRatio is yaml.v3's limit on the share of decoding done
+// through aliases: 99% for small documents, falling to 10% for large ones.
+func allowedAliasRatio(visits int) float64 {
+	const low, high = 400000, 4000000
+	switch {
+	case visits <= low:
+		return 0.99
+	case visits >= high:
+		return 0.10
+	}
+	return 0.99 - 0.89*(float64(visits-low)/float64(high-low))
+}
+
+// follow resolves an alias, counting what is decoded through it.
+func (w *walker) follow(n *yaml.Node) (*yaml.Node, func()) {
+	if n.Kind != yaml.AliasNode || n.Alias == nil {
+		return n, func() {}
+	}
+	w.aliasDepth++
+	return n.Alias, func() { w.aliasDepth-- }
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -63,13 +92,12 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	line := at(n) // the place of use, also for an alias
-	if n.Kind == yaml.AliasNode {
-		if n.Alias == nil {
-			w.fail(path, line, "unknown alias *%s", n.Value)
-			return
-		}
-		n = n.Alias
+	if n.Kind == yaml.AliasNode && n.Alias == nil {
+		w.fail(path, line, "unknown alias *%s", n.Value)
+		return
 	}
+	n, done := w.follow(n)
+	defer done()
 	if isNull(n) {
 		switch v.Kind() {
 		case reflect.Pointer, reflect.Map, reflect.Slice:
@@ -262,6 +290,7 @@ func (w *walker) mergeSources(m *yaml.Node, path string, depth int) []*yaml.Node
 	one := func(n *yaml.Node) *yaml.Node {
 		if n.Kind == yaml.AliasNode && n.Alias != nil {
 			n = n.Alias
+			w.viaAlias++ // its keys are counted by pairs
 		}
 		if n.Kind != yaml.MappingNode {
 			w.fail(p, at(n), "a merge key needs a mapping or a list of mappings, got %s", describe(n))
