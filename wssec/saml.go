@@ -35,7 +35,6 @@ const (
 	// TokenTypeSAML20 is the wsse11:TokenType of a SAML 2.0 token reference.
 	TokenTypeSAML20 = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0"
 
-	nsWSSE11 = NSWSSE11
 	nsSAML1p = "urn:oasis:names:tc:SAML:1.0:assertion"
 
 	samlEncodingBase64 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
@@ -47,24 +46,29 @@ const (
 // wsse:InvalidSecurityToken, a token that does not authenticate this
 // message to this route is wsse:FailedAuthentication.
 var (
-	ErrSAMLMissing        = errors.New("wssec: required SAML assertion is missing")
-	ErrSAMLMalformed      = errors.New("wssec: SAML assertion is malformed or unsupported")
-	ErrSAMLSignature      = errors.New("wssec: SAML assertion signature is missing or does not verify")
-	ErrSAMLIssuer         = errors.New("wssec: SAML assertion is not signed by a trusted issuer")
-	ErrSAMLExpired        = errors.New("wssec: SAML assertion is expired or not yet valid")
-	ErrSAMLAudience       = errors.New("wssec: SAML assertion is not for this audience")
-	ErrSAMLConfirmation   = errors.New("wssec: SAML subject confirmation failed")
-	ErrSAMLWrapping       = errors.New("wssec: SAML assertion is misplaced, repeated or wrapped")
-	ErrSAMLComment        = errors.New("wssec: comment inside a SAML assertion")
-	ErrSAMLTrustMissing   = errors.New("wssec: SAML issuer trust anchors are not available")
-	errSAMLNotAnAssertion = errors.New("wssec: not a SAML 2.0 assertion")
+	ErrSAMLMissing      = errors.New("wssec: required SAML assertion is missing")
+	ErrSAMLMalformed    = errors.New("wssec: SAML assertion is malformed or unsupported")
+	ErrSAMLSignature    = errors.New("wssec: SAML assertion signature is missing or does not verify")
+	ErrSAMLIssuer       = errors.New("wssec: SAML assertion is not signed by a trusted issuer")
+	ErrSAMLExpired      = errors.New("wssec: SAML assertion is expired or not yet valid")
+	ErrSAMLAudience     = errors.New("wssec: SAML assertion is not for this audience")
+	ErrSAMLConfirmation = errors.New("wssec: SAML subject confirmation failed")
+	ErrSAMLWrapping     = errors.New("wssec: SAML assertion is misplaced, repeated or wrapped")
+	ErrSAMLComment      = errors.New("wssec: comment inside a SAML assertion")
+	ErrSAMLTrustMissing = errors.New("wssec: SAML issuer trust anchors are not available")
 )
 
-// SAML 2.0 confirmation shorthands accepted in SAMLPolicy.Confirmation.
-var confirmationNames = map[string]string{
-	"holder-of-key":  ConfirmHolderOfKey,
-	"sender-vouches": ConfirmSenderVouches,
-	"bearer":         ConfirmBearer,
+// confirmationURI expands the shorthands SAMLPolicy.Confirmation accepts.
+func confirmationURI(name string) (string, bool) {
+	switch name {
+	case "holder-of-key", ConfirmHolderOfKey:
+		return ConfirmHolderOfKey, true
+	case "sender-vouches", ConfirmSenderVouches:
+		return ConfirmSenderVouches, true
+	case "bearer", ConfirmBearer:
+		return ConfirmBearer, true
+	}
+	return "", false
 }
 
 // SAMLPolicy is a route's policy for SAML 2.0 assertions carried in the
@@ -153,10 +157,7 @@ func (p *SAMLPolicy) allows(method string) bool {
 		list = []string{ConfirmHolderOfKey, ConfirmSenderVouches}
 	}
 	for _, m := range list {
-		if full, ok := confirmationNames[m]; ok {
-			m = full
-		}
-		if m == method {
+		if full, ok := confirmationURI(m); ok && full == method {
 			return true
 		}
 	}
@@ -188,8 +189,8 @@ func (p *SAMLPolicy) Check() error {
 // ValidConfirmation reports whether name is a confirmation method
 // SAMLPolicy.Confirmation accepts (for configuration checks).
 func ValidConfirmation(name string) bool {
-	_, short := confirmationNames[name]
-	return short || name == ConfirmHolderOfKey || name == ConfirmSenderVouches || name == ConfirmBearer
+	_, ok := confirmationURI(name)
+	return ok
 }
 
 // Verify processes the SAML assertion of a message whose Security header is
@@ -399,16 +400,24 @@ func countID(root *etree.Element, value string) int {
 // samlSignatureMethods are the assertion signature algorithms accepted.
 // goxmldsig verifies ECDSA as ASN.1, not as XML-DSig's r||s, so ECDSA
 // assertion signatures are not offered.
-var samlSignatureMethods = map[string]bool{
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": true,
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": true,
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": true,
+func samlSignatureMethod(alg string, allowSHA1 bool) bool {
+	switch alg {
+	case "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+		"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+		"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512":
+		return true
+	}
+	return allowSHA1 && alg == algRSASHA1
 }
 
-var samlDigestMethods = map[string]bool{
-	"http://www.w3.org/2001/04/xmlenc#sha256":       true,
-	"http://www.w3.org/2001/04/xmldsig-more#sha384": true,
-	"http://www.w3.org/2001/04/xmlenc#sha512":       true,
+func samlDigestMethod(alg string, allowSHA1 bool) bool {
+	switch alg {
+	case "http://www.w3.org/2001/04/xmlenc#sha256",
+		"http://www.w3.org/2001/04/xmldsig-more#sha384",
+		"http://www.w3.org/2001/04/xmlenc#sha512":
+		return true
+	}
+	return allowSHA1 && alg == algSHA1
 }
 
 const (
@@ -453,7 +462,7 @@ func (p *SAMLPolicy) checkAssertionSignatureShape(el *etree.Element, id string) 
 	if alg := si[0].SelectAttrValue("Algorithm", ""); alg != algExcC14NString {
 		return nil, fmt.Errorf("%w: %w: assertion SignedInfo c14n %.100q", ErrUnsupportedAlgorithm, ErrSAMLSignature, alg)
 	}
-	if alg := si[1].SelectAttrValue("Algorithm", ""); !samlSignatureMethods[alg] && !(p.AllowSHA1 && alg == algRSASHA1) ||
+	if alg := si[1].SelectAttrValue("Algorithm", ""); !samlSignatureMethod(alg, p.AllowSHA1) ||
 		len(samlChildren(si[1])) != 0 {
 		return nil, fmt.Errorf("%w: %w: assertion SignatureMethod %.100q", ErrUnsupportedAlgorithm, ErrSAMLSignature, alg)
 	}
@@ -473,7 +482,7 @@ func (p *SAMLPolicy) checkAssertionSignatureShape(el *etree.Element, id string) 
 		len(samlChildren(tr[0])) != 0 {
 		return nil, fmt.Errorf("%w: %w: assertion Transforms must be enveloped-signature, exc-c14n", ErrUnsupportedAlgorithm, ErrSAMLSignature)
 	}
-	if alg := rk[1].SelectAttrValue("Algorithm", ""); !samlDigestMethods[alg] && !(p.AllowSHA1 && alg == algSHA1) {
+	if alg := rk[1].SelectAttrValue("Algorithm", ""); !samlDigestMethod(alg, p.AllowSHA1) {
 		return nil, fmt.Errorf("%w: %w: assertion DigestMethod %.100q", ErrUnsupportedAlgorithm, ErrSAMLSignature, alg)
 	}
 	return sigEl, nil
@@ -562,7 +571,7 @@ func (p *SAMLPolicy) issuerCertificate(sigEl *etree.Element, now time.Time, rev 
 // validated copy and its attribute statements.
 func parseValidatedAssertion(a *etree.Element, id string) (*Assertion, error) {
 	if a == nil || !samlIs(a, NSSAML2, "Assertion") || a.SelectAttrValue("ID", "") != id {
-		return nil, invalidSAML(ErrSAMLSignature, "%v", errSAMLNotAnAssertion)
+		return nil, invalidSAML(ErrSAMLSignature, "the validated copy is not the assertion %.64q", id)
 	}
 	out := &Assertion{ID: id, Attributes: map[string][]string{}}
 	var issuers, subjects int
@@ -928,7 +937,7 @@ func strAssertionID(str *etree.Element) (string, bool) {
 
 func strTokenType(str *etree.Element) string {
 	for _, a := range str.Attr {
-		if a.Key == "TokenType" && a.NamespaceURI() == nsWSSE11 {
+		if a.Key == "TokenType" && a.NamespaceURI() == NSWSSE11 {
 			return a.Value
 		}
 	}

@@ -241,6 +241,7 @@ func TestSAMLGoldenTable(t *testing.T) {
 		{file: "saml-unsigned", want: ErrSAMLSignature, fault: "InvalidSecurityToken"},
 		{file: "saml-tampered", want: ErrSAMLSignature, fault: "InvalidSecurityToken"},
 		{file: "saml-sha1", want: ErrUnsupportedAlgorithm, fault: "UnsupportedAlgorithm"},
+		{file: "saml-sha1", policy: func(p *SAMLPolicy) { p.AllowSHA1 = true }, method: ConfirmSenderVouches},
 		{file: "saml-expired", want: ErrSAMLExpired, fault: "InvalidSecurityToken"},
 		{file: "saml-not-yet", want: ErrSAMLExpired, fault: "InvalidSecurityToken"},
 		{file: "saml-audience", want: ErrSAMLAudience, fault: "FailedAuthentication"},
