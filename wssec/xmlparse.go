@@ -611,9 +611,10 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	} else {
 		el.Tag = s[nameStart:end]
 	}
-	// Most elements of a message declare nothing and use one prefix: only
-	// those that declare or use prefixes take the namespace checks.
-	namespaced := colon >= 0
+	// Most elements of a message declare nothing and have no prefixed
+	// attributes: those need no namespace checks when unprefixed, or when
+	// their prefix is their parent's, resolved already in the same scope.
+	namespaced := colon >= 0 && (len(p.stack) == 0 || p.stack[len(p.stack)-1].el.Space != el.Space)
 	empty := false
 	i = end
 	for {
