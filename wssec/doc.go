@@ -108,12 +108,21 @@
 //     before any cryptography (BSP R5401-R5423 where they matter).
 //   - Freshness: a present Timestamp is checked (one Created, at most one
 //     Expires, UTC, TTL and future skew); where required it must be signed.
-//     A verified (Created, SignatureValue, signer key) is remembered under a
-//     SHA-256 for the message's lifetime and a replay is refused.
+//     What a verified signature signed (the digest of the canonical
+//     SignedInfo, which covers a signed Created) is remembered with the
+//     signer's key under a SHA-256 for the message's lifetime, and a replay
+//     is refused: not the SignatureValue, whose encoding is malleable
+//     (ECDSA (r, n-s), base64 white space and padding bits).
 //   - Resource use is bounded before the tree is walked: size, depth,
 //     element and attribute counts, reference and transform counts.
 //     DOCTYPEs (so every entity expansion trick) and processing instructions
-//     are refused. No input may panic; fuzz tests hold us to that.
+//     are refused, and so is anything Namespaces in XML 1.0 forbids, in any
+//     part of the message (ErrNamespace: an undeclared prefix, xmlns:p="",
+//     the xml and xmlns prefixes or namespaces misbound, one expanded
+//     attribute name twice). No input may panic; fuzz tests hold us to that.
+//     Nothing pre-authentication outlives its request: the certificate memo
+//     holds only certificates whose chain verified, under the SHA-256 of
+//     their DER, in memory of their own.
 //   - One message never sees another's nodes: a tree's nodes come from a
 //     pooled arena that Envelope.Release zeroes before reuse, and the
 //     gateway releases a tree only once it has serialized what it forwards.
