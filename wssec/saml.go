@@ -239,6 +239,10 @@ func findAssertion(root, security *etree.Element) (*etree.Element, error) {
 			if !ok || walkErr != nil {
 				continue
 			}
+			if child.Tag != "Assertion" && child.Tag != "EncryptedAssertion" {
+				walk(child) // resolve namespaces only where the name matches
+				continue
+			}
 			switch ns := child.NamespaceURI(); {
 			case ns == NSSAML2 && child.Tag == "Assertion":
 				switch {
