@@ -775,3 +775,59 @@ func TestDecTransitLikeKey(t *testing.T) {
 		t.Fatalf("rsa-oaep-mgf1p on a SHA-256-only key: err = %v", err)
 	}
 }
+
+// BenchmarkDecryptCBCFailures times AES-CBC decryption and the plaintext
+// parse, without the RSA unwrap, for a valid 16 KB Body and for the
+// failures a padding oracle would tell apart: bad padding, good padding over
+// garbage, and a wrong key. All but the valid one end in the same
+// ErrDecryptionFailed after a decryption, a constant-time padding check and
+// a parse. What remains is how far the parse gets before the first
+// malformed byte: the time of a failure depends on where that byte lies.
+// Only authenticated encryption (GCM) or a signature checked over the
+// ciphertext before decryption (encrypt-then-sign) closes that channel,
+// which is why CBC is off unless a route opts in.
+func BenchmarkDecryptCBCFailures(b *testing.B) {
+	k := newEncKit(b, AlgAES128CBC)
+	block, _ := aes.NewCipher(k.key)
+	body := encSized(16 << 10)
+	body = body[strings.Index(body, "<ord:Batch>"):strings.Index(body, "</soapenv:Body>")]
+	good, _ := sealData(dataCiphers[AlgAES128CBC], block, rand.Reader, []byte(body))
+	badPad := bytes.Clone(good)
+	badPad[len(badPad)-17] ^= 0x5a // last plaintext byte: padding length out of range
+	garbage := bytes.Clone(good)
+	garbage[20] ^= 0xff // second block garbled, padding intact
+	wrong := newEncKit(b, AlgAES128CBC)
+	wrongBlock, _ := aes.NewCipher(wrong.key)
+	wrongKey, _ := sealData(dataCiphers[AlgAES128CBC], wrongBlock, rand.Reader, []byte(body))
+	for _, c := range []struct {
+		name  string
+		value []byte
+		want  error
+	}{{"valid", good, nil}, {"bad-padding", badPad, ErrDecryptionFailed}, {"garbage", garbage, ErrDecryptionFailed}, {"wrong-key", wrongKey, ErrDecryptionFailed}} {
+		b.Run(c.name, func(b *testing.B) {
+			msg := []byte(soap11("", "", edXML("ED-1", TypeContent, AlgAES128CBC, base64.StdEncoding.EncodeToString(c.value))))
+			for b.Loop() {
+				b.StopTimer()
+				env, err := ParseEnvelope(msg, Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := (&DecryptPolicy{Identity: k.id, AllowCBC: true}).newDecryptor(env, Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ed, err := parseEncryptedData(env.Body.ChildElements()[0], true, 1<<20)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := d.decryptData(ed, k.key); err != c.want {
+					b.Fatalf("err = %v, want %v", err, c.want)
+				}
+				b.StopTimer()
+				env.Release()
+				b.StartTimer()
+			}
+		})
+	}
+}
