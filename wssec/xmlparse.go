@@ -531,7 +531,9 @@ func (p *xmlParser) normalizeEOL(t string) []byte {
 }
 
 // qname reads a QName (NCName or NCName:NCName) at s[i:] and returns its end
-// and the index of its colon, or -1.
+// and the index of its colon, or -1. A Name of XML 1.0 that is not a QName
+// (":a", "a:", "a:b:c", "a:1") is well-formed XML but not namespace-well-
+// formed: ErrNamespace, like the other violations of Namespaces in XML.
 func (p *xmlParser) qname(i int) (end, colon int, err error) {
 	s := p.s
 	start := i
@@ -544,11 +546,13 @@ func (p *xmlParser) qname(i int) (end, colon int, err error) {
 			}
 			if c == ':' {
 				if colon >= 0 || i == start {
-					return 0, 0, p.errorf(ErrNotXML, i, "malformed qualified name")
+					return 0, 0, p.errorf(ErrNamespace, i, "name with an empty prefix or more than one colon")
 				}
 				colon = i
-			} else if (i == start || i == colon+1) && !nameStartChar[c] {
+			} else if i == start && !nameStartChar[c] {
 				return 0, 0, p.errorf(ErrNotXML, i, "invalid name start character")
+			} else if i == colon+1 && !nameStartChar[c] {
+				return 0, 0, p.errorf(ErrNamespace, i, "local name does not start with a name start character")
 			}
 			i++
 			continue
@@ -558,6 +562,9 @@ func (p *xmlParser) qname(i int) (end, colon int, err error) {
 			return 0, 0, p.errorf(ErrNotXML, i, "invalid UTF-8")
 		}
 		if !isNameRune(r, i == start || i == colon+1) {
+			if i == colon+1 && isNameRune(r, false) {
+				return 0, 0, p.errorf(ErrNamespace, i, "local name does not start with a name start character")
+			}
 			return 0, 0, p.errorf(ErrNotXML, i, "invalid name character")
 		}
 		i += n
@@ -566,7 +573,7 @@ func (p *xmlParser) qname(i int) (end, colon int, err error) {
 		return 0, 0, p.errorf(ErrNotXML, i, "expected a name")
 	}
 	if colon == i-1 {
-		return 0, 0, p.errorf(ErrNotXML, i, "malformed qualified name")
+		return 0, 0, p.errorf(ErrNamespace, i, "name with an empty local part")
 	}
 	return i, colon, nil
 }

@@ -392,10 +392,10 @@ func TestParseXMLRejects(t *testing.T) {
 		{"digit start", "<1a/>", Limits{}, ErrNotXML},
 		{"dash start", "<-a/>", Limits{}, ErrNotXML},
 		{"space after lt", "< a/>", Limits{}, ErrNotXML},
-		{"leading colon", "<:a/>", Limits{}, ErrNotXML},
-		{"trailing colon", "<a:/>", Limits{}, ErrNotXML},
-		{"two colons", "<a:b:c/>", Limits{}, ErrNotXML},
-		{"local starts with digit", "<a:1b/>", Limits{}, ErrNotXML},
+		{"leading colon", "<:a/>", Limits{}, ErrNamespace},
+		{"trailing colon", "<a:/>", Limits{}, ErrNamespace},
+		{"two colons", "<a:b:c/>", Limits{}, ErrNamespace},
+		{"local starts with digit", "<a:1b/>", Limits{}, ErrNamespace},
 		{"non-name rune", "<a\u00d7/>", Limits{}, ErrNotXML},
 		{"non-name start rune", "<\u0300a/>", Limits{}, ErrNotXML},
 		{"invalid utf8 name", "<a\xff/>", Limits{}, ErrNotXML},
@@ -542,6 +542,19 @@ func TestParseXMLNamespaces(t *testing.T) {
 		{"two prefixes one namespace, declared after use", `<a q:x="2" p:x="1" xmlns:p="urn:n" xmlns:q="urn:n"/>`},
 		{"three attributes, last two collide", `<a xmlns:p="urn:n" xmlns:q="urn:n" xmlns:r="urn:r" r:x="" p:x="" q:x=""/>`},
 		{"wsu Id twice", `<a xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" xmlns:u="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" wsu:Id="body" u:Id="evil"/>`},
+		// XML 1.0 Names that are not QNames: an empty part or two colons.
+		{"element leading colon", `<:a/>`},
+		{"element trailing colon", `<a:/>`},
+		{"element two colons", `<a:b:c xmlns:a="urn:a"/>`},
+		{"element local part starts with a digit", `<a:1b xmlns:a="urn:a"/>`},
+		{"element local part starts with a dot", `<a:.b xmlns:a="urn:a"/>`},
+		{"element local part starts with a combining mark", "<a:\u0300b xmlns:a='urn:a'/>"},
+		{"attribute leading colon", `<a :x="1"/>`},
+		{"attribute trailing colon", `<a x:="1"/>`},
+		{"attribute two colons", `<a x:y:z="1" xmlns:x="urn:x"/>`},
+		{"declaration without a prefix", `<a xmlns:="urn:x"/>`},
+		{"declaration with two colons", `<a xmlns:p:q="urn:x"/>`},
+		{"end tag with two colons", `<a:b:c xmlns:a="urn:a"></a:b:c>`},
 		// Deep scopes switch to the index; its answers must be the same.
 		{"undeclared beyond the index", nestedDecls(40) + `<z:a/>` + closeNested(40)},
 		{"popped out of the index", nestedDecls(40) + closeNested(20) + `<p39:a/>` + closeNested(20)},
@@ -565,9 +578,8 @@ func TestParseXMLNamespaces(t *testing.T) {
 			}
 		})
 	}
-	// Names that are not QNames stay ErrNotXML: they are not even XML names
-	// a namespace-aware reader could split.
-	for _, msg := range []string{`<:a/>`, `<a:/>`, `<a:b:c xmlns:a="urn:a"/>`, `<a :x="1"/>`, `<a x:="1"/>`, `<a x:y:z="1" xmlns:x="urn:x"/>`, `<a xmlns:="urn:x"/>`} {
+	// Names that are not even XML 1.0 Names stay ErrNotXML.
+	for _, msg := range []string{`<1a/>`, `<a 1:x="1"/>`, "<a\u00d7:b/>", "<a:b\u00d7/>", "<a b\u00d7='1'/>"} {
 		if _, err := parseXML([]byte(msg), Limits{}); !errors.Is(err, ErrNotXML) {
 			t.Errorf("%s: err = %v, want ErrNotXML", msg, err)
 		}
@@ -588,6 +600,27 @@ func TestParseXMLNamespaces(t *testing.T) {
 	for _, msg := range accepted {
 		checkDifferential(t, fmt.Sprintf("%.40q", msg), []byte(msg))
 	}
+}
+
+// isQNameParts reports whether prefix:local, as the reference parser split
+// it, is a QName: NCNames both, the prefix possibly empty.
+func isQNameParts(prefix, local string) bool {
+	ncname := func(s string) bool {
+		for i, r := range s {
+			switch {
+			case r == ':':
+				return false
+			case i == 0 && r < utf8.RuneSelf:
+				if !nameStartChar[r] {
+					return false
+				}
+			case i == 0 && !isNameRune(r, true):
+				return false
+			}
+		}
+		return s != ""
+	}
+	return ncname(local) && (prefix == "" || ncname(prefix))
 }
 
 // nestedDecls opens n elements, the i-th declaring pi bound to urn:i.
@@ -896,6 +929,14 @@ func nsViolation(root *etree.Element) string {
 				}
 				uri, ok := local[prefix]
 				return uri, ok
+			}
+			if !isQNameParts(el.Space, el.Tag) {
+				return "element name not a QName"
+			}
+			for _, a := range el.Attr {
+				if !isQNameParts(a.Space, a.Key) {
+					return "attribute name not a QName"
+				}
 			}
 			if el.Space == "xmlns" {
 				return "element prefix xmlns"
