@@ -43,13 +43,17 @@ func other(v wssec.SOAPVersion) wssec.SOAPVersion {
 // decisions collects what the handler decided, through both channels.
 type decisions struct {
 	errs []error
+	all  []Decision
 }
 
 // bindingHarness is a harness whose decisions are recorded.
 func bindingHarness(t *testing.T, d *decisions, mutate func(*Options)) *harness {
 	t.Helper()
 	return newHarness(t, func(o *Options) {
-		o.OnDecision = func(dec Decision) { d.errs = append(d.errs, dec.Err) }
+		o.OnDecision = func(dec Decision) {
+			d.errs = append(d.errs, dec.Err)
+			d.all = append(d.all, dec)
+		}
 		if mutate != nil {
 			mutate(o)
 		}
@@ -233,6 +237,9 @@ func TestHTTPBindingRefused(t *testing.T) {
 				}
 				if o, reason := scope.Outcome(); o != reqscope.Rejected || reason != FaultName(tt.err) {
 					t.Errorf("scope outcome = %s %q, want rejected %q", o, reason, FaultName(tt.err))
+				}
+				if len(d.all) == 1 && (d.all[0].Outcome != reqscope.Rejected || d.all[0].Reason != FaultName(tt.err)) {
+					t.Errorf("decision = %+v", d.all[0])
 				}
 				if tt.status == 405 {
 					if got := rec.Header().Values("Allow"); !equalStrings(got, []string{"POST"}) {
@@ -697,7 +704,8 @@ func TestScopeDecisions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t, tt.mutate)
+			var d decisions
+			hs := bindingHarness(t, &d, tt.mutate)
 			req := httptest.NewRequest(http.MethodPost, "/soap/orders", bytes.NewReader(tt.body))
 			req.Header.Set("Content-Type", ContentType11)
 			req.Header.Set(RequestIDHeader, "client-id")
@@ -707,6 +715,9 @@ func TestScopeDecisions(t *testing.T) {
 			}
 			if o, reason := scope.Outcome(); o != tt.outcome || reason != tt.reason {
 				t.Errorf("scope outcome = %s %q, want %s %q", o, reason, tt.outcome, tt.reason)
+			}
+			if len(d.all) != 1 || d.all[0].Outcome != tt.outcome || d.all[0].Reason != tt.reason {
+				t.Errorf("decisions = %+v, want one %s %q", d.all, tt.outcome, tt.reason)
 			}
 			log := hs.logs.String()
 			if !strings.Contains(log, `"level":"`+tt.level+`"`) || !strings.Contains(log, `"request_id":"front-id"`) {

@@ -96,6 +96,12 @@ type Decision struct {
 	// MethodNotAllowed, UnsupportedMediaType, ...); ErrBusy and errors for
 	// which wssec.ClientError is false are the gateway's, not the client's.
 	Err error
+	// Outcome is what the handler recorded in the request scope: Accepted,
+	// Rejected (the client's fault) or Unavailable (the gateway's).
+	Outcome reqscope.Outcome
+	// Reason is FaultName(Err), empty when accepted: the label for
+	// wsgate_security_rejections_total.
+	Reason string
 }
 
 // Handler serves one SOAP route. It is safe for concurrent use.
@@ -295,7 +301,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, id string, v ws
 func (h *Handler) decide(r *http.Request, o reqscope.Outcome, reason string, err error) {
 	reqscope.Of(r).Decide(o, reason)
 	if h.opts.OnDecision != nil {
-		h.opts.OnDecision(Decision{Context: r.Context(), Route: h.opts.Route, Err: err})
+		h.opts.OnDecision(Decision{Context: r.Context(), Route: h.opts.Route, Err: err, Outcome: o, Reason: reason})
 	}
 }
 
