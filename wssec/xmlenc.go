@@ -3,7 +3,6 @@ package wssec
 import (
 	"crypto"
 	"fmt"
-	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -97,13 +96,12 @@ var mgfDigests = map[string]crypto.Hash{
 
 // encryptedKey is a parsed xenc:EncryptedKey. Nothing in it is trusted.
 type encryptedKey struct {
-	el        *etree.Element
-	id        string // its Id, "" if none
-	method    keyTransport
-	keyRef    *etree.Element // the one child of ds:KeyInfo
-	cipher    []byte
-	dataRefs  []string // DataReference URIs without '#'
-	recipient string   // Recipient attribute, informational
+	el       *etree.Element
+	id       string // its Id, "" if none
+	method   keyTransport
+	keyRef   *etree.Element // the one child of ds:KeyInfo
+	cipher   []byte
+	dataRefs []string // DataReference URIs without '#'
 }
 
 // encryptedData is a parsed xenc:EncryptedData.
@@ -141,7 +139,7 @@ func parseEncryptedKey(el *etree.Element, allowRSA15 bool) (*encryptedKey, error
 	if err != nil {
 		return nil, err
 	}
-	ek := &encryptedKey{el: el, id: el.SelectAttrValue("Id", ""), recipient: el.SelectAttrValue("Recipient", "")}
+	ek := &encryptedKey{el: el, id: el.SelectAttrValue("Id", "")}
 	var method, keyInfo, cipherData, refList *etree.Element
 	next := 0 // position in the schema's sequence
 	for _, c := range children {
@@ -276,7 +274,7 @@ func parseReferenceList(el *etree.Element) ([]string, error) {
 		if !is(c, nsXMLEnc, "DataReference") {
 			return nil, fmt.Errorf("%w: unexpected %s in ReferenceList", ErrMalformedEncryption, c.Tag)
 		}
-		if len(c.Child) != 0 && hasChildElement(c) {
+		if hasChildElement(c) {
 			return nil, fmt.Errorf("%w: DataReference with transforms", ErrMalformedEncryption)
 		}
 		uri := c.SelectAttrValue("URI", "")
@@ -424,9 +422,4 @@ func encryptedKeyReference(keyInfo *etree.Element) (string, error) {
 // wsse11 EncryptedHeader: the header block wrapper of WSS 1.1 section 9.3.
 func isEncryptedHeader(el *etree.Element) bool {
 	return is(el, NSWSSE11, "EncryptedHeader")
-}
-
-// trimmedIsEmpty reports whether s holds only XML white space.
-func trimmedIsEmpty(s string) bool {
-	return strings.Trim(s, " \t\r\n") == ""
 }
