@@ -155,7 +155,8 @@ type Envelope struct {
 }
 
 // Verified is the outcome of a successful verification. Only what it holds
-// was checked: forward Verified.Envelope, never the bytes that came in.
+// was checked: forward what Bytes writes from it, never the bytes that came
+// in. It is a view of the Envelope's tree; see Envelope.Release.
 type Verified struct {
 	*Envelope
 	// Security is the processed wsse:Security header.

@@ -79,14 +79,21 @@ func ParseEnvelope[M Message](msg M, limits Limits) (*Envelope, error) {
 }
 
 // Release hands the memory of the parsed tree back for reuse by a later
-// ParseEnvelope, and clears the Envelope. Call it only when nothing will
-// read the Envelope, any element of it or a Verified made from it again —
-// in the gateway, once the verified envelope has been serialized for
-// forwarding: a later parse overwrites the nodes. Strings taken from the
-// tree stay valid. Not calling Release is always safe; the garbage
+// ParseEnvelope. The tree has one owner, whichever handle releases it: the
+// Envelope and the Verified made from it are emptied together (no element,
+// Bytes fails), so neither can read nodes a later parse reuses; releasing
+// again does nothing. The gateway releases once it has serialized what it
+// forwards. Strings and the signer taken from them stay valid; elements
+// taken from them do not. Not calling Release is always safe: the garbage
 // collector then takes the tree.
 func (e *Envelope) Release() {
-	if e == nil || e.nodes == nil {
+	if e == nil {
+		return
+	}
+	if v := e.verified; v != nil {
+		v.Security, v.headers, v.securityKept = nil, nil, nil
+	}
+	if e.nodes == nil {
 		return
 	}
 	nodes := e.nodes
@@ -94,13 +101,12 @@ func (e *Envelope) Release() {
 	nodes.release()
 }
 
-// Release releases the verified Envelope; see Envelope.Release.
+// Release releases the verified tree; see Envelope.Release.
 func (v *Verified) Release() {
 	if v == nil {
 		return
 	}
-	v.Security = nil
-	v.headers, v.securityKept = nil, nil
+	v.Security, v.headers, v.securityKept = nil, nil, nil
 	v.Envelope.Release()
 }
 

@@ -32,8 +32,9 @@ func (v *Verifier) Verify(ctx context.Context, msg []byte) (*Verified, error) {
 // returns what it verified. The order is cheap checks first (shape,
 // algorithms, ID resolution, what is signed, freshness, trust), then the
 // signature and digests, and the replay cache last, so that only messages
-// that verified are remembered. On success the Verified shares env's tree:
-// the caller must forward that tree, which is the one the checks ran on.
+// that verified are remembered. On success the Verified is a view of env's
+// tree, the one the checks ran on, which the caller forwards through
+// Verified.Bytes; one Release, of either, empties both.
 func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified, error) {
 	if env == nil || env.Envelope == nil || env.Body == nil {
 		return nil, ErrNotEnvelope
@@ -159,6 +160,7 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, err
 		}
 	}
+	env.verified = verified
 	return verified, nil
 }
 

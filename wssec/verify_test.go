@@ -494,4 +494,23 @@ func TestBytesAfterRelease(t *testing.T) {
 	if out, err := res.Bytes(true); err == nil || out != nil {
 		t.Fatalf("Bytes after Release = %q, %v", out, err)
 	}
+	res.Release()
+
+	// Releasing the Envelope empties the Verified made from it too.
+	env, err := ParseEnvelope(goldenMessage(t, "valid-soap11-rsa"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = goldenVerifier(t, goldenCase{}).VerifyEnvelope(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Release()
+	if res.Security != nil || res.Body != nil || res.headers != nil || res.securityKept != nil {
+		t.Fatal("the Verified still points into the released tree")
+	}
+	if out, err := res.Bytes(false); err == nil || out != nil {
+		t.Fatalf("Bytes after the Envelope's Release = %q, %v", out, err)
+	}
+	res.Release()
 }
