@@ -19,6 +19,11 @@ type Config struct {
 	// these peers are X-Request-ID and X-Forwarded-For believed; from anyone else the request ID
 	// is generated and the client IP is the peer address. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// StripRequestHeaders names request headers removed from every request on every route, in
+	// any letter case, before any route runs (e.g. an identity header a backend trusts that no
+	// route sets). Headers a route sets from a verified identity (forward_claims,
+	// forward_client_cert, X-Auth-*) are always removed. Default: none.
+	StripRequestHeaders []string `yaml:"strip_request_headers"`
 	// Limits bound request sizes and timeouts.
 	Limits Limits `yaml:"limits"`
 	// Secrets selects where keys, certificates and passwords come from.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -10,30 +9,40 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"wsgate/config"
 	"wsgate/internal/metrics"
 	"wsgate/internal/reqscope"
-	"wsgate/rest"
-	"wsgate/soap"
-	"wsgate/wssec"
 )
 
-// reqState is what the front door learns about one request while the route
-// handles it: which route and, from the edge's decision, the outcome.
-type reqState struct {
-	id       string
-	clientIP string
-	route    string // "" until a route matched
-	protocol string
-	outcome  string // "" until a decision was reported
-}
+// The front door's refusals, before any route ran.
+var (
+	// ErrNoRoute means no route's path_prefix matches the path.
+	ErrNoRoute = errors.New("gateway: no route for this path")
+	// ErrPathNotCanonical means the path has dot segments or doubled
+	// slashes, which a route and its upstream could resolve differently.
+	ErrPathNotCanonical = errors.New("gateway: path is not in canonical form")
+	// ErrAmbiguousFraming means the request came with both Content-Length
+	// and Transfer-Encoding (RFC 9112 section 6.1: a smuggling attempt).
+	ErrAmbiguousFraming = errors.New("gateway: both Content-Length and Transfer-Encoding")
+	// ErrRateLimited means the route's rate limit refused the request.
+	ErrRateLimited = errors.New("gateway: rate limit exceeded")
+	// ErrBodyTooLarge means the declared body is over limits.max_body_bytes.
+	ErrBodyTooLarge = errors.New("gateway: request body too large")
+	// ErrPanic means a handler panicked; the client gets a generic 500.
+	ErrPanic = errors.New("gateway: handler panic")
+)
 
-type reqStateKey struct{}
+// hopByHop are the headers that describe one connection, never the message
+// (RFC 9110 section 7.6.1), plus HTTP2-Settings, which belongs to an h2c
+// upgrade. The front door removes them, and every header Connection names,
+// before it sets any header of its own.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Upgrade", "Http2-Settings"}
 
-func stateOf(ctx context.Context) *reqState {
-	st, _ := ctx.Value(reqStateKey{}).(*reqState)
-	return st
-}
+// identityPrefix is the built-in family of identity headers: whatever a
+// route sets from a verified identity, a client never sends.
+const identityPrefix = "X-Auth-"
 
 // trustedProxies is the parsed trusted_proxies list.
 type trustedProxies []netip.Prefix
@@ -64,8 +73,12 @@ func (tp trustedProxies) contains(ip string) bool {
 	return false
 }
 
-// clientIP is the peer address, or, when the peer is a trusted proxy, the
-// rightmost X-Forwarded-For entry that is not itself a trusted proxy.
+// clientIP is the one computation of the client's address, for the rate
+// limits, the access log and every layer below (reqscope.Scope.ClientIP):
+// the peer address, or, when the peer is a trusted proxy, the rightmost
+// X-Forwarded-For entry that is not itself a trusted proxy. X-Real-IP is
+// never believed, not even from a trusted proxy: X-Forwarded-For carries
+// the whole chain, and a second header could only disagree with it.
 func (tp trustedProxies) clientIP(r *http.Request) (ip string, viaTrusted bool) {
 	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -88,139 +101,297 @@ func (tp trustedProxies) clientIP(r *http.Request) (ip string, viaTrusted bool) 
 	return peer, true
 }
 
-// frontDoor wraps every request on the proxy listener: it fixes the request
-// ID (a client's X-Request-ID is believed from trusted proxies only; anyone
-// else gets a fresh one, written over theirs so the edges use it too), takes
-// one gateway for the whole request (a reload never splits a request),
-// and afterwards writes the access log line and the request metrics.
-type frontDoor struct {
-	cur     func() *generation
-	metrics *metrics.Metrics
-	now     func() time.Time
+// headerSet is a set of header names matched in any letter case and with
+// '_' read as '-' (CGI-style servers fold X_Auth_Subject into X-Auth-Subject).
+type headerSet map[string]bool
+
+func headerKey(name string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
 }
 
-func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := f.now()
-	g := f.cur()
-	ip, trusted := g.trusted.clientIP(r)
+func (s headerSet) add(names ...string) {
+	for _, n := range names {
+		if n != "" {
+			s[headerKey(n)] = true
+		}
+	}
+}
+
+// identityHeaders are the headers no client may send: every header any
+// route of cfg sets from a verified identity (forward_claims,
+// forward_client_cert), the built-in X-Auth-* family (matched by prefix),
+// and strip_request_headers.
+func identityHeaders(cfg *config.Config) headerSet {
+	s := headerSet{}
+	s.add(cfg.StripRequestHeaders...)
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		s.add(r.ForwardClientCert)
+		if r.OAuth != nil {
+			for _, h := range r.OAuth.ForwardClaims {
+				s.add(h)
+			}
+		}
+	}
+	return s
+}
+
+// scrub removes from h the hop-by-hop headers, every header Connection
+// names, and the identity headers, all in any spelling. It runs before the
+// front door sets a header of its own, so "Connection: X-Request-ID" cannot
+// have the reverse proxy delete the gateway's request ID, and "Connection:
+// X-Auth-Subject" cannot bring a client's copy back past a route.
+func scrub(h http.Header, identity headerSet) {
+	named := headerSet{}
+	for _, v := range h.Values("Connection") {
+		for _, f := range strings.Split(v, ",") {
+			named.add(strings.TrimSpace(f))
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+	for k := range h {
+		key := headerKey(k)
+		if named[key] || identity[key] || strings.HasPrefix(key, identityPrefix) || hopByHopKey(key) {
+			delete(h, k)
+		}
+	}
+}
+
+func hopByHopKey(key string) bool {
+	for _, k := range hopByHop {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Gin context keys: the matched route, and a request whose head carried
+// both Content-Length and Transfer-Encoding.
+const (
+	routeKey     = "wsgate.route"
+	ambiguousKey = "wsgate.ambiguous_framing"
+)
+
+// newEngine is gen's one router: gin with the front door as middleware in
+// front of every route's handler. gin's radix tree cannot hold nested
+// catch-alls (/api/*rest beside /api/v2/*rest), so the route match
+// (longest path_prefix on segment boundaries) is a middleware too and the
+// routes hang off NoRoute, the engine's single handler chain. gin never
+// computes a client IP of its own: ForwardedByClientIP is off, no
+// TrustedPlatform, no trusted proxies; the one client IP is the front
+// door's (reqscope).
+func (gen *generation) newEngine() *gin.Engine {
+	e := gin.New()
+	e.ForwardedByClientIP = false
+	e.TrustedPlatform = ""
+	_ = e.SetTrustedProxies(nil) // nil never fails
+	e.RemoteIPHeaders = nil
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = false
+	e.UseRawPath = false
+	e.ContextWithFallback = true
+	e.Use(gen.frontDoor, gen.match, gen.limit)
+	e.NoRoute(gen.serveRoute)
+	return e
+}
+
+// frontDoor is the first middleware of every request: it scrubs the
+// headers, computes the client IP once, fixes the request ID (a client's
+// X-Request-ID is believed from trusted proxies only; anyone else gets a
+// fresh one, written over theirs so every layer and the upstream see it),
+// creates the request's reqscope.Scope, and afterwards writes the access
+// log line and the request metrics.
+func (gen *generation) frontDoor(c *gin.Context) {
+	start := gen.now()
+	r := c.Request
+	ip, trusted := gen.trusted.clientIP(r)
 	id := ""
 	if trusted {
-		if v := r.Header.Get(soap.RequestIDHeader); saneRequestID(v) {
+		if v := r.Header.Get(reqscope.Header); reqscope.SaneID(v) {
 			id = v
 		}
 	}
 	if id == "" {
 		id = reqscope.NewID()
 	}
-	r.Header.Set(soap.RequestIDHeader, id)
-	st := &reqState{id: id, clientIP: ip}
-	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
+	if ambiguousFraming(r) {
+		c.Set(ambiguousKey, true)
+	}
+	scrub(r.Header, gen.identity)
+	r.Header.Set(reqscope.Header, id)
+	sc := reqscope.New(id, ip)
+	c.Request = r.WithContext(reqscope.With(r.Context(), sc))
+	c.Writer.Header().Set(reqscope.Header, id)
 
-	sw := &statusWriter{ResponseWriter: w, id: id}
-	w.Header().Set(soap.RequestIDHeader, id)
-	g.handler.ServeHTTP(sw, r)
+	c.Next()
 
-	d := f.now().Sub(start)
-	outcome := st.outcome
+	d := gen.now().Sub(start)
+	status := c.Writer.Status()
+	outcome, reason := sc.Outcome()
+	route, protocol := sc.Route()
 	switch {
-	case outcome != "":
-	case st.route == "":
-		outcome = metrics.OutcomeInvalid
-	case sw.status >= 400:
-		outcome = metrics.OutcomeInvalid // refused before the edge decided (e.g. body too large)
+	case outcome != reqscope.Unknown:
+	case route == "":
+		outcome = reqscope.Invalid
+	case status >= 500:
+		outcome = reqscope.Unavailable
+	case status >= 400:
+		outcome = reqscope.Invalid // refused before the edge decided (e.g. body too large)
+	case protocol == config.KindPublic:
+		outcome = reqscope.Forwarded
 	default:
-		outcome = metrics.OutcomeForwarded
+		outcome = reqscope.Accepted
 	}
-	route, protocol := st.route, st.protocol
+	mroute, mprotocol := route, protocol
 	if route == "" {
-		route, protocol = "none", "none"
+		mroute, mprotocol = "none", "none"
 	}
-	f.metrics.Request(route, protocol, outcome, d)
+	gen.metrics.Request(mroute, mprotocol, string(outcome), d)
+	level := slog.LevelInfo
+	switch outcome {
+	case reqscope.Rejected, reqscope.RateLimited, reqscope.Invalid:
+		level = slog.LevelWarn
+	case reqscope.Unavailable, reqscope.Failed:
+		level = slog.LevelError
+	}
 	// Path only: a query string may carry a token or a password.
-	g.logger.LogAttrs(r.Context(), slog.LevelInfo, "access",
+	gen.logger.LogAttrs(c.Request.Context(), level, "access",
 		slog.String("request_id", id),
 		slog.String("client_ip", ip),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.String("route", st.route),
-		slog.String("outcome", outcome),
-		slog.Int("status", sw.code()),
-		slog.Int64("bytes", sw.bytes),
-		slog.Duration("duration", d),
+		slog.String("route", route),
+		slog.String("protocol", protocol),
+		slog.String("outcome", string(outcome)),
+		slog.String("reason", reason),
+		slog.Int("status", status),
+		slog.Int("bytes", max(c.Writer.Size(), 0)),
+		slog.Float64("duration_seconds", d.Seconds()),
 	)
 }
 
-// saneRequestID accepts at most 64 characters of [A-Za-z0-9._-], so an ID
-// cannot inject into logs or fault documents.
-func saneRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
+// match finds the route (longest path_prefix on segment boundaries) and
+// records it in the scope. A path that is not canonical, or matches no
+// route, is answered here; so is a request whose framing is ambiguous.
+func (gen *generation) match(c *gin.Context) {
+	r := c.Request
+	sc := reqscope.Of(r)
+	e := gen.router.match(r.URL.Path)
+	if e != nil {
+		sc.SetRoute(e.name, e.protocol)
+		c.Set(routeKey, e)
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
+	if !cleanPath(r.URL.Path) {
+		// Dot segments or doubled slashes could make a route and its
+		// upstream disagree about which resource is meant.
+		sc.Decide(reqscope.Invalid, "path_not_canonical")
+		render := writeNoRoute
+		if e != nil {
+			render = e.writeError
 		}
+		render(c.Writer, r, http.StatusBadRequest, ErrPathNotCanonical)
+		c.Abort()
+		return
 	}
-	return true
+	if e == nil {
+		sc.Decide(reqscope.Invalid, "no_route")
+		writeNoRoute(c.Writer, r, http.StatusNotFound, ErrNoRoute)
+		c.Abort()
+		return
+	}
+	if c.GetBool(ambiguousKey) {
+		// RFC 9112 section 6.1: answer, then close the connection, so
+		// nothing that follows on it is read with the other framing.
+		sc.Decide(reqscope.Invalid, "ambiguous_framing")
+		c.Writer.Header().Set("Connection", "close")
+		e.writeError(c.Writer, r, http.StatusBadRequest, ErrAmbiguousFraming)
+		c.Abort()
+		return
+	}
+	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 && !framingTracked(r) {
+		// Go drops Content-Length when Transfer-Encoding is present, so on
+		// a connection the framing tracker cannot see (TLS), a chunked
+		// request may have carried both: close after answering it.
+		c.Writer.Header().Set("Connection", "close")
+	}
 }
 
-// statusWriter records the status and body size, and keeps exactly one
-// X-Request-ID, ours, on the response even when an upstream sends its own.
-type statusWriter struct {
+// limit applies the route's rate limit (per client_ip, client_cert or
+// route; per subject is the oauth edge's, after the token is known).
+func (gen *generation) limit(c *gin.Context) {
+	e := c.MustGet(routeKey).(*routeEntry)
+	if e.limiter == nil {
+		return
+	}
+	r := c.Request
+	sc := reqscope.Of(r)
+	if ok, after := e.limiter.Allow(limitKey(e.limitPer, r, sc.ClientIP())); !ok {
+		sc.Decide(reqscope.RateLimited, "rate_limited")
+		gen.metrics.Rejection(e.name, metrics.OutcomeRateLimited)
+		c.Writer.Header().Set("Retry-After", retryAfter(after))
+		e.writeError(c.Writer, r, http.StatusTooManyRequests, ErrRateLimited)
+		c.Abort()
+	}
+}
+
+// serveRoute runs the matched route's handler behind the one response
+// writer wrapper, turning a panic into a 500 in the route's protocol.
+func (gen *generation) serveRoute(c *gin.Context) {
+	e := c.MustGet(routeKey).(*routeEntry)
+	r := c.Request
+	w := &responseWriter{ResponseWriter: c.Writer, id: reqscope.Of(r).ID()}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+				panic(v)
+			}
+			gen.logger.Error("handler panic", slog.String("route", e.name), slog.String("request_id", w.id),
+				slog.Any("panic", v))
+			reqscope.Of(r).Decide(reqscope.Failed, "panic")
+			if !c.Writer.Written() {
+				e.writeError(c.Writer, r, http.StatusInternalServerError, ErrPanic)
+			}
+		}
+	}()
+	e.handler.ServeHTTP(w, r)
+}
+
+// responseWriter is the one wrapper around the response: it keeps exactly
+// one X-Request-ID, ours, even when an upstream sends its own, and writes
+// the status explicitly (gin's writer counts status and bytes).
+type responseWriter struct {
 	http.ResponseWriter
-	id     string
-	status int
-	bytes  int64
+	id    string
+	wrote bool
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-		w.Header().Set(soap.RequestIDHeader, w.id)
+func (w *responseWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
+		w.wrote = true
+		w.Header().Set(reqscope.Header, w.id)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) code() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
+	return w.ResponseWriter.Write(p)
 }
 
 // Unwrap lets http.ResponseController reach Flush on the real writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// routeTag marks the request as handled by a route, for the access log and metrics.
-func routeTag(name, protocol string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if st := stateOf(r.Context()); st != nil {
-			st.route, st.protocol = name, protocol
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // forwardClientCert sets header to the verified client certificate's
-// subject, after dropping every client-sent spelling of it.
+// subject; the front door has already removed every client-sent spelling.
 func forwardClientCert(header string, next http.Handler) http.Handler {
 	canon := http.CanonicalHeaderKey(header)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for k := range r.Header {
-			if http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) == canon {
-				delete(r.Header, k)
-			}
-		}
 		if s := clientSubject(r); s != "" {
 			r.Header.Set(canon, headerSafe(s))
 		}
@@ -239,39 +410,6 @@ func headerSafe(s string) string {
 	}, s)
 }
 
-// soapDecision reports a soap edge decision to the request's state and the metrics.
-func soapDecision(m *metrics.Metrics) func(soap.Decision) {
-	return func(d soap.Decision) {
-		outcome := metrics.OutcomeAccepted
-		if d.Err != nil {
-			outcome = metrics.OutcomeRejected
-			// Busy (memory budget) and trust/replay failures are the
-			// gateway's, not the sender's: no WSS rejection is counted.
-			if errors.Is(d.Err, soap.ErrBusy) || !wssec.ClientError(d.Err) {
-				outcome = metrics.OutcomeUnavailable
-			} else {
-				m.Rejection(d.Route, wssec.FaultCode(d.Err))
-			}
-		}
-		if st := stateOf(d.Context); st != nil {
-			st.outcome = outcome
-		}
-	}
-}
-
-// restDecision reports a rest edge decision to the request's state and the metrics.
-func restDecision(m *metrics.Metrics) func(rest.Decision) {
-	return func(d rest.Decision) {
-		switch d.Outcome {
-		case metrics.OutcomeRejected, metrics.OutcomeRateLimited:
-			m.Rejection(d.Route, d.Reason)
-		}
-		if st := stateOf(d.Context); st != nil {
-			st.outcome = d.Outcome
-		}
-	}
-}
-
 // timedTransport records upstream round-trip time (to response headers).
 type timedTransport struct {
 	next    http.RoundTripper
@@ -287,8 +425,11 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, err
 }
 
-// Handler is the proxy listener's handler: the front door in front of the
-// configuration in service.
+// Handler is the proxy listener's handler: the front door and router of the
+// configuration in service. A request runs wholly on the configuration it
+// started on; a reload never splits one.
 func (g *Gateway) Handler() http.Handler {
-	return &frontDoor{cur: g.current, metrics: g.metrics, now: g.now}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.current().engine.ServeHTTP(w, r)
+	})
 }

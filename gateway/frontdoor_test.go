@@ -28,6 +28,7 @@ type opsGateway struct {
 	clk   *testclock.Clock
 	up    *recordingUpstream
 	hmac  []byte
+	dir   string
 }
 
 // newOpsGateway writes yaml (with UPSTREAM replaced) and the secrets the
@@ -35,13 +36,14 @@ type opsGateway struct {
 func newOpsGateway(t *testing.T, yaml string) *opsGateway {
 	t.Helper()
 	dir := t.TempDir()
-	o := &opsGateway{logs: &syncBuffer{}, clk: testclock.New(t0), up: newRecordingUpstream(t), hmac: make([]byte, 32)}
+	o := &opsGateway{logs: &syncBuffer{}, clk: testclock.New(t0), up: newRecordingUpstream(t), hmac: make([]byte, 32), dir: dir}
 	if _, err := rand.Read(o.hmac); err != nil {
 		t.Fatal(err)
 	}
 	ca := mustIssue(t, pki.Options{CommonName: "partners", IsCA: true, Key: pki.ECP256}, nil)
 	writeSecretJSON(t, dir, "wsgate/jwks/hmac", map[string]string{"secret": base64.StdEncoding.EncodeToString(o.hmac)})
 	writeSecretJSON(t, dir, "wsgate/trust/partners", map[string]string{"certificates": string(pki.CertPEM(ca.Cert))})
+	writeSecretJSON(t, dir, "wsgate/tls/listener", identityFields(t, mustIssue(t, pki.Options{CommonName: "gw", Key: pki.ECP256}, ca), ca.Cert))
 	o.g = newTestGateway(t, dir, strings.ReplaceAll(yaml, "UPSTREAM", o.up.URL), o.clk, o.logs)
 	o.front = o.g.Handler()
 	o.admin = o.g.AdminHandler()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -130,3 +131,6 @@ func testLogger(l config.Log, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
+
+// testclockNow is a settable clock starting at the real now.
+func testclockNow() *testclock.Clock { return testclock.New(time.Now()) }

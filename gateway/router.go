@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"wsgate/config"
 	"wsgate/internal/metrics"
-	"wsgate/internal/reqscope"
+	"wsgate/internal/ratelimit"
 	"wsgate/proxy"
+	"wsgate/rest"
 	"wsgate/secrets"
 	"wsgate/soap"
 	"wsgate/wssec"
@@ -115,25 +117,30 @@ func newVerifier(cfg *config.Config, r *config.Route, mgr *secrets.Manager, repl
 	return v
 }
 
-// generation is one configuration, built: its routes, its secrets, its
-// listener TLS state. A reload builds a new generation and swaps it in whole.
+// generation is one configuration, built: its routes behind one gin
+// engine, its secrets, its listener TLS state. A reload builds a new
+// generation and swaps it in whole.
 type generation struct {
 	cfg     *config.Config
 	baseDir string
 	secrets *secrets.Manager
 	jwks    []*jwksEntry // the jwks_url key sources of REST routes
-	handler http.Handler // the router
+	engine  *gin.Engine  // front door, route match, rate limit, route handlers
+	router  *router
 	logger  *slog.Logger
+	now     func() time.Time
 	tls     *listenerTLS // nil without tls
 	trusted trustedProxies
-	stores  *stores
-	backend *backend // the secrets backend the Manager reads
-	metrics *metrics.Metrics
+	// identity are the headers no client may send (see identityHeaders).
+	identity headerSet
+	stores   *stores
+	backend  *backend // the secrets backend the Manager reads
+	metrics  *metrics.Metrics
 	// budget is the memory budget all SOAP routes share (limits.memory_budget_bytes).
 	budget *soap.Budget
 
 	transports []*http.Transport  // closed (idle connections) when replaced
-	stopFn     context.CancelFunc // ends this gateway's refresh loops
+	stopFn     context.CancelFunc // ends this generation's refresh loops
 }
 
 // routeEnv is what every route builder receives. Builders for new route
@@ -155,10 +162,10 @@ type routeEnv struct {
 	transports *[]*http.Transport
 }
 
-// build turns a validated config into a gateway. prev, the gateway in
-// service, lends the state a reload must keep (the replay store). It does
-// no network I/O beyond reading jwks_ca_cert files: secrets and key sets
-// load when the gateway starts.
+// build turns a validated config into a generation. prev, the one in
+// service, lends the state a reload must keep (the replay store, the rate
+// limit buckets, the memory budget). It does no network I/O beyond reading
+// jwks_ca_cert files: secrets and key sets load when the gateway starts.
 func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, err error) {
 	logger, now, baseDir := gw.logger, gw.now, gw.baseDir
 	var prevStores *stores
@@ -169,9 +176,10 @@ func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, e
 	if err != nil {
 		return nil, err
 	}
-	g := &generation{cfg: cfg, baseDir: baseDir, logger: logger, stores: st, metrics: gw.metrics}
+	g := &generation{cfg: cfg, baseDir: baseDir, logger: logger, now: now, stores: st, metrics: gw.metrics,
+		identity: identityHeaders(cfg)}
 	// A reload keeps the budget while its size is unchanged, so requests in
-	// flight on the old gateway still count against the new one.
+	// flight on the old generation still count against the new one.
 	if prev != nil && prev.budget != nil && prev.budget.Limit() == cfg.Limits.MemoryBudgetBytes {
 		g.budget = prev.budget
 	} else if cfg.Limits.MemoryBudgetBytes > 0 { // Validate requires it; a hand-built config may not
@@ -200,10 +208,10 @@ func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, e
 	env := &routeEnv{cfg: cfg, baseDir: baseDir, secrets: g.secrets, vault: g.backend.vault, stores: st, metrics: gw.metrics,
 		now: now, logger: logger, budget: g.budget, transports: &g.transports}
 
-	rt := &router{logger: logger}
+	g.router = &router{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		h, src, err := buildRoute(env, r)
+		e, src, err := buildRoute(env, r)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
@@ -211,31 +219,57 @@ func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, e
 			g.jwks = append(g.jwks, src)
 		}
 		if r.ForwardClientCert != "" {
-			h = forwardClientCert(r.ForwardClientCert, h)
+			e.handler = forwardClientCert(r.ForwardClientCert, e.handler)
 		}
-		rt.add(r.Name, r.PathPrefix, routeTag(r.Name, r.Kind(), h))
+		g.router.add(e)
 	}
-	g.handler = rt
+	g.engine = g.newEngine()
 	return g, nil
 }
 
 // buildRoute is the one switch over route kinds: a new kind adds a case
-// calling its builder with env. A route may return its JWKS source.
-func buildRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
+// calling its builder with env. Every route gets its error renderer (the
+// SOAP Fault or the JSON body) and the rate limit the front door applies
+// before it (per client_ip, client_cert or route; per subject is the
+// oauth edge's). A route may return its JWKS source.
+func buildRoute(env *routeEnv, r *config.Route) (*routeEntry, *jwksEntry, error) {
+	e := &routeEntry{name: r.Name, prefix: r.PathPrefix, protocol: r.Kind(), writeError: rest.WriteError}
+	if r.Kind() == config.KindSOAP {
+		e.writeError = soap.WriteError
+	}
+	if rl := r.RateLimit; rl != nil && rl.Per != rest.PerSubject {
+		lim, err := env.stores.newLimiter(r.Name, rl)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.limiter, e.limitPer = lim, rl.Per
+	}
+	var src *jwksEntry
+	var err error
 	switch r.Kind() {
 	case config.KindSOAP:
-		h, err := buildSOAPRoute(env, r)
-		return h, nil, err
+		e.handler, err = buildSOAPRoute(env, r, e.writeError)
 	case config.KindPublic:
-		h, err := buildPublicRoute(env, r)
-		return h, nil, err
+		e.handler, err = buildPublicRoute(env, r, e.writeError)
 	case config.KindREST:
-		return buildRESTRoute(env, r)
+		e.handler, src, err = buildRESTRoute(env, r, e.writeError)
 	case config.KindBridge:
-		return buildBridgeRoute(env, r)
+		e.handler, src, err = buildBridgeRoute(env, r, e.writeError)
+	default:
+		err = errors.New("route kind unknown")
 	}
-	return nil, nil, errors.New("route kind unknown")
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, src, nil
 }
+
+// errorWriter renders the gateway's own answers in a route's protocol:
+// soap.WriteError (a SOAP Fault) or rest.WriteError (the JSON body).
+type errorWriter func(w http.ResponseWriter, r *http.Request, status int, err error)
+
+// writeNoRoute answers where no route matched: the JSON error body.
+var writeNoRoute errorWriter = rest.WriteError
 
 // newUpstreamTransportFor is the route's upstream transport (upstream_tls
 // applied), timed for wsgate_upstream_duration_seconds. upstream is the URL
@@ -249,8 +283,9 @@ func newUpstreamTransportFor(env *routeEnv, r *config.Route, upstream string) (h
 	return &timedTransport{next: t, route: r.Name, metrics: env.metrics, now: env.now}, nil
 }
 
-// newUpstreamProxy is the route's reverse proxy to its upstream, with the path prefix stripped.
-func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger) (http.Handler, error) {
+// newUpstreamProxy is the route's reverse proxy to its upstream, with the
+// path prefix stripped; its own failures (502, 504) speak the route's protocol.
+func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger, onError errorWriter) (http.Handler, error) {
 	t, err := newUpstreamTransportFor(env, r, r.Upstream)
 	if err != nil {
 		return nil, err
@@ -261,28 +296,22 @@ func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger) (http
 		Timeout:     env.cfg.Limits.UpstreamTimeout.D(),
 		Transport:   t,
 		Logger:      logger,
+		OnError:     onError,
 	})
 }
 
-// buildPublicRoute is a plain reverse proxy with the body size limit and
-// the route's rate limit (per client_ip, client_cert or route).
-func buildPublicRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
-	rlog := env.logger.With(slog.String("route", r.Name))
-	up, err := newUpstreamProxy(env, r, rlog)
+// buildPublicRoute is a plain reverse proxy with the body size limit.
+func buildPublicRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.Handler, error) {
+	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)), onError)
 	if err != nil {
 		return nil, err
 	}
-	h, err := rateLimited(env, r, limitBody(up, env.cfg.Limits.MaxBodyBytes), rlog)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
+	return limitBody(up, env.cfg.Limits.MaxBodyBytes, onError), nil
 }
 
-func buildSOAPRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
+func buildSOAPRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.Handler, error) {
 	cfg := env.cfg
-	rlog := env.logger.With(slog.String("route", r.Name))
-	up, err := newUpstreamProxy(env, r, rlog)
+	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)), onError)
 	if err != nil {
 		return nil, err
 	}
@@ -305,83 +334,62 @@ func buildSOAPRoute(env *routeEnv, r *config.Route) (http.Handler, error) {
 		so.ResponseTTL = r.SOAP.Timestamp.TTL.D()
 		so.Now = env.now
 	}
-	h := soap.New(so)
-	return rateLimited(env, r, h, rlog)
+	return soap.New(so), nil
+}
+
+// soapDecision counts a soap edge refusal in wsgate_security_rejections_total
+// (the edge records the outcome in the request's scope itself). Busy (memory
+// budget) and trust or replay store failures are the gateway's, not the
+// sender's: no rejection is counted for them.
+func soapDecision(m *metrics.Metrics) func(soap.Decision) {
+	return func(d soap.Decision) {
+		if d.Err != nil && !errors.Is(d.Err, soap.ErrBusy) && wssec.ClientError(d.Err) {
+			m.Rejection(d.Route, wssec.FaultCode(d.Err))
+		}
+	}
 }
 
 // buildBridgeRoute is a bridge (REST to SOAP) route: the oauth edge of
 // REST routes in front of the bridge, so tokens, scopes, rate limits and
 // forward_claims apply unchanged.
-func buildBridgeRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
+func buildBridgeRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.Handler, *jwksEntry, error) {
 	b, err := buildBridge(env, r)
 	if err != nil {
 		return nil, nil, err
 	}
-	return buildOAuthEdge(env, r, b)
+	return buildOAuthEdge(env, r, b, onError)
 }
 
-// writeJSONError answers with the REST error body of the product contract.
-// The request ID is the one the front door set on the request.
-func writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
-	id := reqscope.IDOf(r)
-	w.Header().Set(soap.RequestIDHeader, id)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc, "request_id": id})
-}
-
-// router sends a request to the route with the longest matching path prefix.
+// router finds the route with the longest matching path prefix.
 type router struct {
-	routes []routeEntry // longest prefix first
-	logger *slog.Logger
+	routes []*routeEntry // longest prefix first
 }
 
+// routeEntry is one route as the front door sees it.
 type routeEntry struct {
-	name, prefix string
-	handler      http.Handler
+	name, prefix, protocol string
+	handler                http.Handler
+	// writeError renders the gateway's own answers on this route.
+	writeError errorWriter
+	// limiter, when set, is the route's rate limit, keyed per limitPer.
+	limiter  ratelimit.Limiter
+	limitPer string
 }
 
-func (rt *router) add(name, prefix string, h http.Handler) {
-	rt.routes = append(rt.routes, routeEntry{name: name, prefix: prefix, handler: h})
+func (rt *router) add(e *routeEntry) {
+	rt.routes = append(rt.routes, e)
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 }
 
 // match returns the route for p, or nil. Prefixes match on path segment
 // boundaries: /soap/orders matches /soap/orders and /soap/orders/x, never /soap/ordersX.
 func (rt *router) match(p string) *routeEntry {
-	for i := range rt.routes {
-		e := &rt.routes[i]
+	for _, e := range rt.routes {
 		if e.prefix == "/" || p == e.prefix || strings.HasPrefix(p, e.prefix+"/") {
 			return e
 		}
 	}
 	return nil
-}
-
-func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
-				panic(v)
-			}
-			rt.logger.Error("handler panic", slog.String("path", r.URL.Path), slog.Any("panic", v))
-			writeJSONError(w, r, http.StatusInternalServerError, "internal_error", "internal error")
-		}
-	}()
-	p := r.URL.Path
-	if !cleanPath(p) {
-		// Dot segments or doubled slashes could make a route and its
-		// upstream disagree about which resource is meant.
-		writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "path is not in canonical form")
-		return
-	}
-	e := rt.match(p)
-	if e == nil {
-		writeJSONError(w, r, http.StatusNotFound, "not_found", "no route for this path")
-		return
-	}
-	e.handler.ServeHTTP(w, r)
 }
 
 // cleanPath reports whether p is absolute and canonical (a trailing slash is allowed).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"wsgate/config"
+	"wsgate/internal/metrics"
 	"wsgate/internal/reqscope"
 	"wsgate/oauth"
 	"wsgate/rest"
@@ -30,18 +31,18 @@ type jwksEntry struct {
 // It returns the route's JWKS source when it has one. Secrets are only
 // registered with mgr; they load when serve starts, and until then (or if
 // they never load) the route answers 503.
-func buildRESTRoute(env *routeEnv, r *config.Route) (http.Handler, *jwksEntry, error) {
-	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)))
+func buildRESTRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.Handler, *jwksEntry, error) {
+	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)), onError)
 	if err != nil {
 		return nil, nil, err
 	}
-	return buildOAuthEdge(env, r, up)
+	return buildOAuthEdge(env, r, up, onError)
 }
 
 // buildOAuthEdge puts the route's oauth checks (bearer token, scopes, rate
 // limit, identity headers, body limit) in front of up: the reverse proxy of
 // a REST route, or the bridge of a bridge route.
-func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler) (http.Handler, *jwksEntry, error) {
+func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler, onError errorWriter) (http.Handler, *jwksEntry, error) {
 	cfg, baseDir, mgr, now, logger := env.cfg, env.baseDir, env.secrets, env.now, env.logger
 	rlog := logger.With(slog.String("route", r.Name))
 	o := r.OAuth
@@ -103,26 +104,37 @@ func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler) (http.Handl
 		Scopes:            scopes,
 		ForwardClaims:     o.ForwardClaims,
 		KeepAuthorization: r.KeepAuthorization,
+		MaxFormBytes:      cfg.Limits.MaxBodyBytes,
 		Upstream:          up,
 		Logger:            logger, // the audit records name the route themselves
-		NewRequestID:      reqscope.NewID,
 		OnDecision:        restDecision(env.metrics),
 	}
-	// Set only when configured: a nil *Memory in the interface would not be nil.
-	if rl := r.RateLimit; rl != nil {
+	// Per subject is known only after the token: the edge applies it. The
+	// other keys are the front door's (see buildRoute). Set only when
+	// configured: a nil *Memory in the interface would not be nil.
+	if rl := r.RateLimit; rl != nil && rl.Per == rest.PerSubject {
 		lim, err := env.stores.newLimiter(r.Name, rl)
 		if err != nil {
 			return nil, nil, err
 		}
 		ro.RateLimiter, ro.RateLimitPer = lim, rl.Per
 	}
-	// The client IP (rate_limit per client_ip) is believed from X-Forwarded-For
-	// only when the peer is one of trusted_proxies.
-	h, err := rest.NewHandler(ro, cfg.TrustedProxies)
+	h, err := rest.New(ro)
 	if err != nil {
 		return nil, nil, err
 	}
-	return limitBody(h, cfg.Limits.MaxBodyBytes), jwks, nil
+	return limitBody(h, cfg.Limits.MaxBodyBytes, onError), jwks, nil
+}
+
+// restDecision counts a rest edge refusal in wsgate_security_rejections_total
+// (the edge records the outcome in the request's scope itself).
+func restDecision(m *metrics.Metrics) func(rest.Decision) {
+	return func(d rest.Decision) {
+		switch d.Outcome {
+		case reqscope.Rejected, reqscope.RateLimited:
+			m.Rejection(d.Route, d.Reason)
+		}
+	}
 }
 
 // newJWKSSource builds the route's jwks_url key source. A relative
@@ -163,15 +175,16 @@ func redactURL(u string) string {
 }
 
 // limitBody enforces limits.max_body_bytes on routes that stream the body
-// to the upstream: a declared length over the cap gets 413 at once, and a
-// body that grows past it is cut off.
-func limitBody(next http.Handler, maxBytes int64) http.Handler {
+// to the upstream: a declared length over the cap gets 413 at once (in the
+// route's protocol), and a body that grows past it is cut off.
+func limitBody(next http.Handler, maxBytes int64, onError errorWriter) http.Handler {
 	if maxBytes <= 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBytes {
-			writeJSONError(w, r, http.StatusRequestEntityTooLarge, "request_too_large", "the request body is too large")
+			reqscope.Of(r).Decide(reqscope.Invalid, "body_too_large")
+			onError(w, r, http.StatusRequestEntityTooLarge, ErrBodyTooLarge)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {

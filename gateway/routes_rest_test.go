@@ -38,6 +38,7 @@ type recordingUpstream struct {
 	hits atomic.Int64
 	mu   sync.Mutex
 	last http.Header
+	path string
 }
 
 func newRecordingUpstream(t *testing.T) *recordingUpstream {
@@ -46,11 +47,18 @@ func newRecordingUpstream(t *testing.T) *recordingUpstream {
 		u.hits.Add(1)
 		u.mu.Lock()
 		u.last = r.Header.Clone()
+		u.path = r.URL.Path
 		u.mu.Unlock()
 		_, _ = w.Write([]byte("upstream:" + r.URL.Path))
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+func (u *recordingUpstream) lastPath() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.path
 }
 
 func (u *recordingUpstream) header() http.Header {

@@ -37,9 +37,13 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          errorLog,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       framingContext,
 	}
 	scheme := "http"
-	serveFn := func() error { return srv.Serve(ln) }
+	// The framing tracker reads plain text only; on TLS the front door
+	// closes the connection after every chunked HTTP/1.1 request instead.
+	tracked := &framingListener{Listener: ln, maxHead: cfg.Limits.MaxHeaderBytes}
+	serveFn := func() error { return srv.Serve(tracked) }
 	if g.current().tls != nil {
 		// ServeTLS adds h2 to the offered protocols; certificates come from
 		// the configuration in service, per handshake.

@@ -2,21 +2,17 @@ package gateway
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
-	"crypto/sha256"
-	"encoding/hex"
-
 	"wsgate/config"
-	"wsgate/internal/metrics"
 	"wsgate/internal/ratelimit"
 	"wsgate/wssec"
 )
@@ -76,56 +72,23 @@ func newStores(cfg *config.Config, prev *stores, now func() time.Time, logger *s
 	return nil, fmt.Errorf("unknown replay store %q", cfg.Replay.Store)
 }
 
-// rateLimited applies the route's rate_limit in front of next, for routes
-// whose edge has no limiter of its own (soap, public). Keys: the client IP
-// (trusted_proxies applied), the client certificate's SHA-256, or the route.
-func rateLimited(env *routeEnv, r *config.Route, next http.Handler, rlog *slog.Logger) (http.Handler, error) {
-	rl := r.RateLimit
-	if rl == nil {
-		return next, nil
-	}
-	if rl.Per == "subject" {
-		// The subject is known only after verification; refusing to start
-		// beats a limit that silently does nothing.
-		return nil, errors.New("rate_limit per subject is supported on oauth routes only; use client_ip, client_cert or route")
-	}
-	lim, err := env.stores.newLimiter(r.Name, rl)
-	if err != nil {
-		return nil, err
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		ip := ""
-		st := stateOf(req.Context())
-		if st != nil {
-			ip = st.clientIP
-		} else if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-			ip = host
+// limitKey is the rate-limit bucket of r for rate_limit.per: the client IP
+// (the front door's one computation), the client certificate's SHA-256
+// (the IP without one), or the route as a whole.
+func limitKey(per string, r *http.Request, clientIP string) string {
+	switch per {
+	case "client_cert":
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+			return "cert:" + hex.EncodeToString(sum[:])
 		}
-		var key string
-		switch rl.Per {
-		case "client_cert":
-			if req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
-				sum := sha256.Sum256(req.TLS.PeerCertificates[0].Raw)
-				key = "cert:" + hex.EncodeToString(sum[:])
-			} else {
-				key = "ip:" + ip
-			}
-		case "route":
-			key = "route"
-		default:
-			key = "ip:" + ip
-		}
-		if ok, after := lim.Allow(key); !ok {
-			if st != nil {
-				st.outcome = metrics.OutcomeRateLimited
-			}
-			env.metrics.Rejection(r.Name, metrics.OutcomeRateLimited)
-			rlog.Info("request rate limited", slog.String("request_id", req.Header.Get("X-Request-ID")),
-				slog.String("per", rl.Per))
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(after, time.Second).Seconds()))))
-			writeJSONError(w, req, http.StatusTooManyRequests, "rate_limited", "too many requests")
-			return
-		}
-		next.ServeHTTP(w, req)
-	}), nil
+	case "route":
+		return "route"
+	}
+	return "ip:" + clientIP
+}
+
+// retryAfter is the Retry-After value for a wait: whole seconds, at least one.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(max(d, time.Second).Seconds())))
 }
