@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/check")
@@ -282,36 +281,33 @@ func FuzzCheck(f *testing.F) {
 // Aliases cannot make a small file cost a lot: the walk stops where
 // yaml.v3's strict decoder would refuse the document too.
 func TestCheckAliasBomb(t *testing.T) {
-	n := 300
+	n := 150
 	var b strings.Builder
 	b.WriteString("log: {level: &m [" + strings.Repeat("GET,", n) + "GET]}\n")
 	b.WriteString("routes:\n  - &r {name: a, path_prefix: /a, upstream: 'http://u', oauth: {issuer: i, audience: [a], " +
 		"jwks_url: 'https://x/j', algorithms: [RS256], scopes: &sc [" + strings.Repeat("{methods: *m, path: /, any_of: [a]},", n) + "]}}\n")
 	b.WriteString("  - " + strings.Repeat("*r\n  - ", n) + "*r\n")
-	start := time.Now()
+	// Without the budget this walks 150 x 150 x 150 nodes; the budget is a
+	// count, so the test needs no clock.
 	r := Check([]byte(b.String()))
-	if d := time.Since(start); d > 30*time.Second { // a shared, -race machine: only a blow-up fails
-		t.Errorf("Check took %v on %d bytes", d, b.Len())
-	}
 	if len(r.Problems) == 0 || r.Problems[len(r.Problems)-1].Reason != "the document expands its aliases too much" {
 		t.Errorf("problems: %v", r.Problems)
 	}
 }
 
-// A large file full of mistakes is checked in time linear in its size.
+// A large file full of mistakes gets every problem, none dropped as noise
+// of another route's.
 func TestCheckManyMistakes(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("secrets: {backend: file, file: {dir: s}}\nroutes:\n")
-	const n = 10000
+	const n = 2000
 	for range n {
 		b.WriteString("  - {name: Bad, path_prefix: x, upstream: ftp://u, public: maybe, soap: yes}\n")
 	}
-	start := time.Now()
 	r := Check([]byte(b.String()))
-	if d := time.Since(start); d > 30*time.Second { // quadratic work would take minutes
-		t.Errorf("Check took %v on %d bytes", d, b.Len())
-	}
-	if len(r.Problems) < 2*n {
-		t.Errorf("%d problems, want at least %d", len(r.Problems), 2*n)
+	// Per route: public and soap do not decode; name, path_prefix and
+	// upstream are wrong; "exactly one of soap, ..." is noise of soap.
+	if len(r.Problems) != 5*n {
+		t.Errorf("%d problems, want %d", len(r.Problems), 5*n)
 	}
 }

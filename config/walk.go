@@ -159,6 +159,10 @@ func (w *walker) decode(n *yaml.Node, v reflect.Value, path string) {
 			w.fail(path, line, "want %s, got %s", want(t), describe(n))
 			return
 		}
+		if t.Kind() == reflect.String && n.Tag == "!!str" {
+			v.SetString(n.Value) // what yaml.v3 does, without a decoder per scalar
+			return
+		}
 		p := reflect.New(t)
 		err := n.Decode(p.Interface())
 		if err == nil && isInt(t) && n.ShortTag() == "!!float" {
@@ -325,6 +329,9 @@ func (w *walker) keyName(k *yaml.Node, path string) (string, bool) {
 	case isNull(k):
 		w.fail(path, at(k), "empty key")
 		return "", false
+	}
+	if k.Tag == "!!str" {
+		return k.Value, true
 	}
 	var s string
 	if err := k.Decode(&s); err != nil {
