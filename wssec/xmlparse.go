@@ -696,7 +696,9 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	}
 	p.pending.push(el)
 	if empty {
-		p.popNamespaces(nsMark)
+		if len(p.ns) != nsMark {
+			p.popNamespaces(nsMark)
+		}
 		if len(p.stack) == 0 {
 			p.rootSeen = true
 		}
@@ -724,7 +726,9 @@ func (p *xmlParser) endTag(i int) (int, error) {
 		return 0, p.errorf(ErrNotXML, i, "end tag does not match the start tag")
 	}
 	p.adopt(top.el, top.first)
-	p.popNamespaces(top.nsMark)
+	if len(p.ns) != top.nsMark {
+		p.popNamespaces(top.nsMark)
+	}
 	p.stack = p.stack[:len(p.stack)-1]
 	if len(p.stack) == 0 {
 		p.rootSeen = true
