@@ -75,14 +75,14 @@ routes:
     path_prefix: /api
     upstream: http://127.0.0.1:9002
     public: true
-    kind: rest
+    rate_limit: {per: route, rate: 10, burst: 10, kind: token}
 `)
 	code, out, _ := runCmd(t, "", "check-config", "-config", path)
 	want := path + `: routes[0].path_prefx: unknown key; did you mean path_prefix? (line 6)
 ` + path + `: routes[0].soap.require_signed: want a list, got "body" (line 8)
 ` + path + `: routes[0].rate_limit.burst: want a whole number, got "lots" (line 9)
 ` + path + `: routes[1].name: must match [a-z0-9-]+ (line 10)
-` + path + `: routes[1].kind: unknown key; valid here: name, path_prefix, upstream, public, soap, oauth, keep_authorization, rate_limit, forward_client_cert, upstream_tls, bridge (line 14)
+` + path + `: routes[1].rate_limit.kind: unknown key; valid here: per, rate, burst (line 14)
 `
 	if code != exitFail || out != want {
 		t.Errorf("exit %d\n%s\nwant:\n%s", code, out, want)
