@@ -17,11 +17,10 @@
 //     only if that very node (by identity, not by ID or name) was digested by
 //     a Reference of a SignatureValue made by a trusted key. Callers forward
 //     what Verified.Bytes writes from that tree, never the bytes that came
-//     in. Together this
-//     defeats XML Signature Wrapping: a signed Body moved into a header, a
-//     Security header or a ds:Object, re-IDed, nested in a new Body, a second
-//     Body, a second Security header, IDs duplicated under any ID-like
-//     attribute, a signature over the token only.
+//     in. Together this defeats XML Signature Wrapping: a signed Body moved
+//     into a header, a Security header or a ds:Object, re-IDed, nested in a
+//     new Body, a second Body, a second Security header, IDs duplicated
+//     under any ID-like attribute, a signature over the token only.
 //   - Only what was verified is forwarded. Verified.Bytes does not copy the
 //     input: it writes a new envelope from the checked tree, and any shape
 //     it could not reproduce faithfully is refused before. The rule:
