@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
@@ -123,4 +124,30 @@ func CheckFields(path string, fields map[string]string, use Use) error {
 		return need("client_id", "client_secret")
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownUse, use)
+}
+
+// SecretIDWrapped reports whether secret_id_file (AppRole) holds a live
+// response-wrapping token. A one-shot check must not log in with it: a
+// wrapping token unwraps once, and the gateway could then never log in.
+// The lookup consumes nothing. Other auth methods report false.
+func (v *Vault) SecretIDWrapped(ctx context.Context) (bool, error) {
+	if v.opts.Method != VaultAuthAppRole {
+		return false, nil
+	}
+	raw, err := readCredential("secret_id_file", v.opts.SecretIDFile)
+	if err != nil {
+		return false, err
+	}
+	lc, err := v.bareClient()
+	if err != nil {
+		return false, err
+	}
+	_, err = lc.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": raw})
+	switch {
+	case isStatus(err, http.StatusBadRequest):
+		return false, nil // no such wrapping token: a plain secret ID
+	case err != nil:
+		return false, fmt.Errorf("secrets: vault wrapping lookup: %w: %w", ErrUnavailable, compact(err))
+	}
+	return true, nil
 }

@@ -154,3 +154,28 @@ func TestCheckVault(t *testing.T) {
 		t.Errorf("bad token: err = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestSecretIDWrappedIntegration: a wrapped secret ID is recognized without
+// being spent, so the gateway can still log in with it afterwards.
+func TestSecretIDWrappedIntegration(t *testing.T) {
+	srv := vaultHarness.Require(t)
+	f := newAppRole(t, srv, "1h", "2h")
+	putKV(t, srv, f.base+"/db", map[string]any{"password": "pw1"})
+
+	plain := f.vault(t, srv, writeFile(t, "sid", f.secretID(t, srv, false)+"\n"))
+	if w, err := plain.SecretIDWrapped(vaultCtx(t)); err != nil || w {
+		t.Errorf("plain secret ID: wrapped %v, %v", w, err)
+	}
+	wrapped := f.vault(t, srv, writeFile(t, "wsid", f.secretID(t, srv, true)+"\n"))
+	for range 2 { // looking does not spend it
+		if w, err := wrapped.SecretIDWrapped(vaultCtx(t)); err != nil || !w {
+			t.Fatalf("wrapped secret ID: wrapped %v, %v", w, err)
+		}
+	}
+	if got, err := wrapped.Read(vaultCtx(t), f.base+"/db"); err != nil || got["password"] != "pw1" {
+		t.Errorf("login with the looked-at wrapping token: %v, %v", got, err)
+	}
+	if w, err := tokenVault(t, srv).SecretIDWrapped(vaultCtx(t)); err != nil || w {
+		t.Errorf("token auth: wrapped %v, %v", w, err)
+	}
+}

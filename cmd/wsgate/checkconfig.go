@@ -86,6 +86,19 @@ func checkSecrets(ctx context.Context, r *config.Report, cfg *config.Config, bas
 	}
 	ctx, cancel := context.WithTimeout(ctx, secretsCheckTimeout)
 	defer cancel()
+	if v, ok := b.(*secrets.Vault); ok {
+		wrapped, err := v.SecretIDWrapped(ctx)
+		switch {
+		case err != nil:
+			r.Add("secrets.vault", err.Error())
+			return
+		case wrapped:
+			// Logging in would unwrap it, and serve could then never log in.
+			r.Add("secrets.vault.auth.secret_id_file", "holds a response-wrapped secret ID, which works once: "+
+				"secrets not read (check with a plain secret ID or a token)")
+			return
+		}
+	}
 	cached := &readOnce{b: b, seen: map[string]readResult{}}
 	for _, ref := range cfg.SecretRefs() {
 		if r.Troubled(ref.Path) {

@@ -210,6 +210,40 @@ func TestCheckConfigSecretsVault(t *testing.T) {
 	if code != exitFail || !strings.HasPrefix(out, "wsgate.yaml: secrets.vault: ") {
 		t.Errorf("no token: exit %d\n%s", code, out)
 	}
+
+	// A response-wrapped AppRole secret ID is not spent by a check.
+	if err := srv.EnableAuth(t.Context(), "approle", "approle"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/approle/role/wsgate", map[string]any{"token_policies": "default"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().Read("auth/approle/role/wsgate/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper, err := root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper.SetToken(srv.Token)
+	wrapper.SetWrappingLookupFunc(func(string, string) string { return "120s" })
+	sid, err := wrapper.Logical().Write("auth/approle/role/wsgate/secret-id", nil)
+	if err != nil || sid == nil || sid.WrapInfo == nil {
+		t.Fatalf("wrapped secret-id: %v", err)
+	}
+	writeTestFile(t, "secret_id", sid.WrapInfo.Token+"\n")
+	writeTestFile(t, "approle.yaml", strings.Replace(doc, "kv_mount: secret}",
+		`kv_mount: secret, auth: {method: approle, role_id: "`+rid.Data["role_id"].(string)+`", secret_id_file: secret_id}}`, 1))
+	code, out, _ = runCmd(t, "", "check-config", "-config", "approle.yaml", "-secrets")
+	want := "approle.yaml: secrets.vault.auth.secret_id_file: holds a response-wrapped secret ID, which works once: " +
+		"secrets not read (check with a plain secret ID or a token) (line 4)\n"
+	if code != exitFail || out != want {
+		t.Errorf("wrapped secret ID: exit %d %q, want %q", code, out, want)
+	}
+	if _, err := root.Logical().Write("sys/wrapping/lookup", map[string]any{"token": sid.WrapInfo.Token}); err != nil {
+		t.Errorf("the check spent the wrapping token: %v", err)
+	}
 }
 
 func TestCheckConfigExitCodes(t *testing.T) {
