@@ -77,6 +77,16 @@ type Options struct {
 	OnDecision func(Decision)
 }
 
+// OutcomeReporter is implemented by an upstream handler that reports the
+// outcome of the requests rest accepts itself, because it may still refuse
+// them (the bridge checks the body after rest checked the token). rest then
+// reports only its refusals to the request's scope, whose first decision
+// wins.
+type OutcomeReporter interface {
+	http.Handler
+	ReportsOutcome()
+}
+
 // Decision is the outcome of one request, for metrics. The same outcome and
 // reason are reported to the request's reqscope.Scope.
 type Decision struct {
@@ -260,7 +270,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("outcome", string(reqscope.Accepted)), slog.String("reason", "ok"),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("token_sha256", fp.LogID()),
 		slog.String("sub", tok.Subject), slog.String("client_id", tok.ClientID))
-	scope.Decide(reqscope.Accepted, "ok")
+	if _, later := h.o.Upstream.(OutcomeReporter); !later {
+		scope.Decide(reqscope.Accepted, "ok")
+	}
 	h.decide(r.Context(), reqscope.Accepted, "ok", nil)
 	h.o.Upstream.ServeHTTP(w, r)
 }
