@@ -1,10 +1,10 @@
 // Package bridge is wsgate's REST → SOAP edge. A client POSTs a JSON object
 // to <prefix>/<operation>; the operation's template renders the SOAP Body
-// with every value XML-escaped; the envelope is built for the route's SOAP
-// version, signed with WS-Security (wssec.Signer) and sent to the SOAP
-// upstream; the upstream's response signature is verified when the route
-// asks for it; and the response Body comes back as JSON (see ElementJSON for
-// the mapping).
+// with every value XML-escaped (and only scalars printable); the envelope is
+// built for the route's SOAP version, signed with WS-Security (wssec.Signer)
+// and sent to the SOAP upstream; the upstream's response must be an envelope
+// of the same SOAP version, its signature is verified when the route asks
+// for it, and its Body comes back as JSON (see ElementJSON for the mapping).
 //
 // The handler does no authentication of its own: it is meant to be the
 // upstream of a rest handler, which validates the bearer token, checks
@@ -17,21 +17,19 @@
 //
 //	200 {"status": <upstream HTTP status>, "body": <SOAP Body as JSON>}
 //	502 {"fault": {"code": ..., "string": ..., "detail": ...}}  upstream SOAP Fault (1.1 or 1.2)
-//	400 invalid JSON, a body that is not an object, a missing template field (named)
+//	400 invalid JSON, a body that is not an object, a missing or ill-typed template field (named)
 //	404 unknown operation; 405 not POST; 413 body too large; 415 not application/json
-//	502 upstream unreachable, not a SOAP response, bad response signature
+//	502 upstream unreachable, not a SOAP response, the other SOAP version, bad response signature
 //	503 signing identity or response trust not loaded; 504 upstream timeout
 //
-// Every other status carries the REST error body {"error", "error_description", "request_id"}.
+// Every other status carries the REST error body that rest.WriteError writes.
 package bridge
 
 import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,12 +42,11 @@ import (
 	"strings"
 	"time"
 
+	"wsgate/internal/reqscope"
 	"wsgate/proxy"
+	"wsgate/rest"
 	"wsgate/wssec"
 )
-
-// RequestIDHeader carries the request ID to the SOAP upstream and back to the client.
-const RequestIDHeader = "X-Request-ID"
 
 // Content types of the two SOAP HTTP bindings.
 const (
@@ -121,9 +118,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the signing clock; nil means time.Now.
 	Now func() time.Time
-	// NewRequestID makes a request ID when the request has no sane one; nil
-	// means 16 random bytes in hex.
-	NewRequestID func() string
 }
 
 // Handler serves one bridge route. It is safe for concurrent use.
@@ -209,9 +203,6 @@ func New(o Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	if h.o.NewRequestID == nil {
-		h.o.NewRequestID = newRequestID
-	}
 	if h.o.Now == nil {
 		h.o.Now = time.Now
 	}
@@ -241,59 +232,72 @@ type result struct {
 	signer         string
 }
 
+// ReportsOutcome tells rest that the bridge, its upstream, reports the
+// outcome of the requests rest accepts: the bridge may still refuse them.
+func (h *Handler) ReportsOutcome() {}
+
 // ServeHTTP runs one bridged call and writes the JSON answer.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	id := r.Header.Get(RequestIDHeader)
-	if !saneID(id) {
-		id = h.o.NewRequestID()
-	}
+	start := h.o.Now()
+	id := reqscope.IDOf(r)
+	r.Header.Set(reqscope.Header, id) // one ID for the SOAP call, the answer and the log
 	res := h.serve(w, r, id)
 
-	hdr := w.Header()
-	hdr.Set(RequestIDHeader, id)
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	body := res.body
 	status := res.status
 	if res.err != nil && !errors.Is(res.err, ErrUpstreamFault) {
-		var code, desc string
-		status, code, desc = errorResponse(res.err)
-		body = ErrorBody{Error: code, Description: desc, RequestID: id}
+		status = errorStatus(res.err)
 		if status == http.StatusMethodNotAllowed {
-			hdr.Set("Allow", http.MethodPost)
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		err := res.err
+		if status < 500 {
+			// A client error's message names only its JSON or the template's fields.
+			err = rest.Describe(err, strings.TrimPrefix(err.Error(), "bridge: "))
+		}
+		rest.WriteError(w, r, status, err)
+	} else {
+		out, err := json.Marshal(res.body)
+		if err != nil { // cannot happen for the types built here
+			res.err, status = err, http.StatusInternalServerError
+			rest.WriteError(w, r, status, err)
+		} else {
+			out = append(out, '\n')
+			hdr := w.Header()
+			hdr.Set(reqscope.Header, id)
+			hdr.Set("Content-Type", "application/json")
+			hdr.Set("Cache-Control", "no-store")
+			hdr.Set("X-Content-Type-Options", "nosniff")
+			hdr.Set("Content-Length", strconv.Itoa(len(out)))
+			w.WriteHeader(status)
+			_, _ = w.Write(out)
 		}
 	}
-	out, err := json.Marshal(body)
-	if err != nil { // cannot happen for the types built here
-		status, out = http.StatusInternalServerError, []byte(`{"error":"internal_error","error_description":"internal error"}`)
-	}
-	out = append(out, '\n')
-	hdr.Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(status)
-	_, _ = w.Write(out)
-
-	h.audit(r, id, res, status, time.Since(start))
+	h.audit(r, id, res, status, h.o.Now().Sub(start))
 }
 
+// audit logs the request and reports its outcome to the request's scope:
+// client errors are Rejected (WARN), the upstream's failures Failed and
+// the gateway's Unavailable (ERROR); a SOAP Fault is an answer (INFO).
 func (h *Handler) audit(r *http.Request, id string, res result, status int, took time.Duration) {
-	outcome, level := "ok", slog.LevelInfo
+	outcome, level, why := reqscope.Accepted, slog.LevelInfo, reason(res.err)
 	switch {
-	case errors.Is(res.err, ErrUpstreamFault):
-		outcome = "fault"
-	case res.err != nil && status < 500:
-		outcome = "refused"
-	case res.err != nil:
-		outcome, level = "failed", slog.LevelWarn
+	case res.err == nil, errors.Is(res.err, ErrUpstreamFault):
+	case status < 500:
+		outcome, level = reqscope.Rejected, slog.LevelWarn
+	case upstreamError(res.err):
+		outcome, level = reqscope.Failed, slog.LevelError
+	default:
+		outcome, level = reqscope.Unavailable, slog.LevelError
 	}
+	reqscope.Of(r).Decide(outcome, why)
 	attrs := []slog.Attr{
 		slog.String("route", h.o.Route),
 		slog.String("request_id", id),
 		slog.String("operation", res.op),
-		slog.String("outcome", outcome),
+		slog.String("outcome", string(outcome)),
+		slog.String("reason", why),
 		slog.Int("status", status),
-		slog.Duration("duration", took),
+		slog.Float64("duration_seconds", took.Seconds()),
 	}
 	if res.upstreamStatus != 0 {
 		attrs = append(attrs, slog.Int("upstream_status", res.upstreamStatus))
@@ -340,12 +344,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, id string) resul
 		return fail(fmt.Errorf("%w: %w", ErrSigning, err))
 	}
 
-	status, respBody, err := h.call(r, op, signed, id)
+	status, ct, respBody, err := h.call(r, op, signed, id)
 	res.upstreamStatus = status
 	if err != nil {
 		return fail(err)
 	}
-	return h.answer(r.Context(), res, status, respBody)
+	return h.answer(r.Context(), res, status, ct, respBody)
 }
 
 // readJSON reads the size-capped body and decodes it as one JSON object.
@@ -438,12 +442,12 @@ func (h *Handler) envelope(op *Operation, data map[string]any) (*wssec.Envelope,
 var errTimeout = errors.New("bridge: upstream timeout")
 
 // call sends the signed envelope and reads the whole, size-capped answer.
-func (h *Handler) call(r *http.Request, op *Operation, signed []byte, id string) (int, []byte, error) {
+func (h *Handler) call(r *http.Request, op *Operation, signed []byte, id string) (status int, contentType string, body []byte, err error) {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), h.o.Timeout, errTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.upstream.String(), bytes.NewReader(signed))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
+		return 0, "", nil, fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)
 	}
 	if h.o.SOAPVersion == wssec.SOAP12 {
 		req.Header.Set("Content-Type", ContentType12+`; action="`+op.Action+`"`)
@@ -453,7 +457,7 @@ func (h *Handler) call(r *http.Request, op *Operation, signed []byte, id string)
 	}
 	req.Header.Set("Accept", "text/xml, application/soap+xml")
 	req.Header.Set("User-Agent", "wsgate-bridge")
-	req.Header.Set(RequestIDHeader, id)
+	req.Header.Set(reqscope.Header, id)
 	for _, name := range h.forward {
 		if v := r.Header.Values(name); len(v) > 0 {
 			req.Header[name] = append([]string(nil), v...)
@@ -467,21 +471,22 @@ func (h *Handler) call(r *http.Request, op *Operation, signed []byte, id string)
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return 0, nil, classify(err)
+		return 0, "", nil, classify(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, h.maxResp+1))
+	status, contentType = resp.StatusCode, resp.Header.Get("Content-Type")
+	body, err = io.ReadAll(io.LimitReader(resp.Body, h.maxResp+1))
 	if err != nil {
-		return resp.StatusCode, nil, classify(err)
+		return status, contentType, nil, classify(err)
 	}
 	if int64(len(body)) > h.maxResp {
-		return resp.StatusCode, nil, fmt.Errorf("%w: over %d bytes", ErrBadUpstreamResponse, h.maxResp)
+		return status, contentType, nil, fmt.Errorf("%w: over %d bytes", ErrBadUpstreamResponse, h.maxResp)
 	}
-	return resp.StatusCode, body, nil
+	return status, contentType, body, nil
 }
 
 // answer turns the upstream's response into the client's.
-func (h *Handler) answer(ctx context.Context, res result, status int, body []byte) result {
+func (h *Handler) answer(ctx context.Context, res result, status int, contentType string, body []byte) result {
 	fail := func(err error) result { res.err = err; return res }
 	if len(bytes.TrimSpace(body)) == 0 {
 		// A one-way operation's 202/204. With verify_response there is
@@ -498,6 +503,10 @@ func (h *Handler) answer(ctx context.Context, res result, status int, body []byt
 			return fail(fmt.Errorf("%w: HTTP %d: %w", ErrUpstreamStatus, status, err))
 		}
 		return fail(fmt.Errorf("%w: %w", ErrBadUpstreamResponse, err))
+	}
+	defer env.Release() // what res keeps is strings, not the tree
+	if err := h.sameVersion(env.Version, contentType); err != nil {
+		return fail(err)
 	}
 	if h.o.VerifyResponse != nil {
 		v, err := h.o.VerifyResponse.VerifyEnvelope(ctx, env)
@@ -520,21 +529,21 @@ func (h *Handler) answer(ctx context.Context, res result, status int, body []byt
 	return res
 }
 
-func saneID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
+// sameVersion refuses a response in the other SOAP version than the route's
+// (a 1.2 envelope to a 1.1 call, or the reverse), or whose content type
+// names the other version's binding: mapping it would hand the client a
+// Body its operation never defined.
+func (h *Handler) sameVersion(got wssec.SOAPVersion, contentType string) error {
+	if got != h.o.SOAPVersion {
+		return fmt.Errorf("%w: a SOAP %s envelope to a SOAP %s call", ErrVersionMismatch, got, h.o.SOAPVersion)
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	other := "application/soap+xml"
+	if h.o.SOAPVersion == wssec.SOAP12 {
+		other = "text/xml"
 	}
-	return true
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
+	if mt == other {
+		return fmt.Errorf("%w: SOAP %s envelope sent as %s", ErrVersionMismatch, got, mt)
+	}
+	return nil
 }

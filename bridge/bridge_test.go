@@ -187,7 +187,6 @@ func newBridge(t testing.TB, url string, mod func(*Options)) *Handler {
 		MaxBodyBytes: 4096,
 		Logger:       slog.New(slog.DiscardHandler),
 		Now:          testClock,
-		NewRequestID: func() string { return "req-1" },
 	}
 	if mod != nil {
 		mod(&o)
@@ -205,8 +204,13 @@ func post(h http.Handler, path, contentType, body string) *httptest.ResponseReco
 		r.Header.Set("Content-Type", contentType)
 	}
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
+	h.ServeHTTP(w, scoped(r))
 	return w
+}
+
+// scoped puts r in a request scope with ID req-1, as the front door would.
+func scoped(r *http.Request) *http.Request {
+	return r.WithContext(reqscope.With(r.Context(), reqscope.New("req-1", "192.0.2.1")))
 }
 
 const getOrder = `{"orderId": 42, "note": "</a><evil/>"}`
@@ -231,7 +235,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 			if got := w.Header().Get("Content-Type"); got != "application/json" {
 				t.Errorf("Content-Type = %q", got)
 			}
-			if got := w.Header().Get(RequestIDHeader); got != "req-1" {
+			if got := w.Header().Get(reqscope.Header); got != "req-1" {
 				t.Errorf("X-Request-ID = %q, want req-1", got)
 			}
 
@@ -260,7 +264,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 					t.Errorf("1.2 binding: Content-Type %q, SOAPAction %q", ct, got.header.Values("SOAPAction"))
 				}
 			}
-			if id := got.header.Get(RequestIDHeader); id != "req-1" {
+			if id := got.header.Get(reqscope.Header); id != "req-1" {
 				t.Errorf("upstream X-Request-ID = %q", id)
 			}
 
@@ -317,7 +321,7 @@ func TestBridgeStatuses(t *testing.T) {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
-		}, mod: func(o *Options) { o.Timeout = 50 * time.Millisecond },
+		}, mod: func(o *Options) { o.Timeout = 500 * time.Millisecond }, // time for the call to arrive under load
 			wantStatus: 504, wantErr: "upstream_timeout", upstream: 1},
 		{name: "timeout while the body streams", reply: func(w http.ResponseWriter, r *http.Request, _ *wssec.Verified) {
 			w.WriteHeader(http.StatusOK)
@@ -328,7 +332,7 @@ func TestBridgeStatuses(t *testing.T) {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
-		}, mod: func(o *Options) { o.Timeout = 50 * time.Millisecond },
+		}, mod: func(o *Options) { o.Timeout = 500 * time.Millisecond }, // time for the call to arrive under load
 			wantStatus: 504, wantErr: "upstream_timeout", upstream: 1},
 		{name: "upstream down", mod: func(o *Options) { o.Upstream = "http://127.0.0.1:1/ws" },
 			wantStatus: 502, wantErr: "bad_gateway"},
@@ -373,10 +377,10 @@ func TestBridgeStatuses(t *testing.T) {
 		{name: "+json media type", contentType: "application/vnd.orders+json; charset=utf-8",
 			reply: soapReply(t, http.StatusOK, `<r/>`, false), wantStatus: 200, wantBody: `{"status":200,"body":{"r":""}}`, upstream: 1},
 		{name: "identity not loaded", mod: func(o *Options) { o.Identity = staticIdentity{} },
-			wantStatus: 503, wantErr: "service_unavailable"},
+			wantStatus: 503, wantErr: "temporarily_unavailable"},
 		{name: "template renders malformed XML", mod: func(o *Options) {
 			o.Operations[0].Template = mustTemplate(t, `<a>{{.orderId}}`)
-		}, wantStatus: 500, wantErr: "internal_error"},
+		}, wantStatus: 500, wantErr: "server_error"},
 		{name: "template renders over the size limit", mod: func(o *Options) {
 			o.Limits.MaxBytes = 600
 			o.Operations[0].Template = mustTemplate(t, `<a>{{range .note}}{{.}}{{.}}{{.}}{{.}}{{end}}</a>`)
@@ -411,6 +415,7 @@ func TestBridgeStatuses(t *testing.T) {
 			if ct != "-" {
 				r.Header.Set("Content-Type", ct)
 			}
+			r = scoped(r)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 
@@ -423,7 +428,7 @@ func TestBridgeStatuses(t *testing.T) {
 				}
 			}
 			if tt.wantErr != "" {
-				var eb ErrorBody
+				var eb rest.ErrorBody
 				if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil {
 					t.Fatalf("error body %q: %v", w.Body, err)
 				}
@@ -438,6 +443,12 @@ func TestBridgeStatuses(t *testing.T) {
 				t.Errorf("Allow = %q, want POST", w.Header().Get("Allow"))
 			}
 			reqs := up.requests()
+			// After a timeout the upstream may still be reading and
+			// verifying the request the bridge gave up on.
+			for deadline := time.Now().Add(5 * time.Second); len(reqs) < tt.upstream && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+				reqs = up.requests()
+			}
 			if len(reqs) != tt.upstream {
 				t.Fatalf("upstream got %d requests, want %d", len(reqs), tt.upstream)
 			}
@@ -473,7 +484,7 @@ func TestBridgeVerifyResponse(t *testing.T) {
 		{"empty 202 cannot be verified", func(w http.ResponseWriter, _ *http.Request, _ *wssec.Verified) {
 			w.WriteHeader(http.StatusAccepted)
 		}, staticTrust{loadCert(t, "ca")}, 502, "bad_gateway"},
-		{"trust not loaded", soapReply(t, http.StatusOK, orderReply, true), nil, 503, "service_unavailable"},
+		{"trust not loaded", soapReply(t, http.StatusOK, orderReply, true), nil, 503, "temporarily_unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -484,7 +495,7 @@ func TestBridgeVerifyResponse(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 			}
-			var eb ErrorBody
+			var eb rest.ErrorBody
 			_ = json.Unmarshal(w.Body.Bytes(), &eb)
 			if eb.Error != tt.wantErr {
 				t.Errorf("error = %q, want %q; body %s", eb.Error, tt.wantErr, w.Body)
@@ -560,7 +571,7 @@ func TestBridgeBehindRest(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("good token: status %d, body %s", w.Code, w.Body)
 	}
-	if ids := w.Header().Values(RequestIDHeader); len(ids) != 1 || ids[0] != "rest-1" {
+	if ids := w.Header().Values(reqscope.Header); len(ids) != 1 || ids[0] != "rest-1" {
 		t.Errorf("X-Request-ID = %q, want exactly rest's [rest-1]", ids)
 	}
 	reqs := up.requests()
@@ -576,7 +587,7 @@ func TestBridgeBehindRest(t *testing.T) {
 	if v := got.Values("X-Auth-Subject"); len(v) != 1 || v[0] != "alice" {
 		t.Errorf("X-Auth-Subject = %q, want [alice] from the token", v)
 	}
-	if id := got.Get(RequestIDHeader); id != "rest-1" {
+	if id := got.Get(reqscope.Header); id != "rest-1" {
 		t.Errorf("upstream X-Request-ID = %q, want rest-1", id)
 	}
 }

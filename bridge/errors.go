@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"wsgate/wssec"
 )
@@ -22,6 +21,7 @@ var (
 	ErrNotObject            = errors.New("bridge: the request body must be a JSON object")
 	ErrMissingField         = errors.New("bridge: the request body lacks the field")
 	ErrTemplateMismatch     = errors.New("bridge: the request body does not fit the operation's template")
+	ErrNotScalar            = errors.New("bridge: a field the template prints is not a string, number, boolean or null")
 	ErrRenderTooLarge       = errors.New("bridge: the rendered SOAP request is too large")
 
 	// The gateway (5xx): the client sees a fixed phrase, the log the cause.
@@ -35,50 +35,89 @@ var (
 	ErrBadUpstreamResponse   = errors.New("bridge: the SOAP upstream's response is not a usable SOAP envelope")
 	ErrUpstreamStatus        = errors.New("bridge: the SOAP upstream answered with an error status and no SOAP Fault")
 	ErrUpstreamSignature     = errors.New("bridge: the SOAP upstream's response signature did not verify")
+	ErrVersionMismatch       = errors.New("bridge: the SOAP upstream answered in the other SOAP version")
 	ErrResponseTrustNotReady = errors.New("bridge: the trust anchors for upstream responses are not available")
 	ErrUpstreamFault         = errors.New("bridge: the SOAP upstream answered with a SOAP Fault")
 )
 
-// ErrorBody is the JSON body of every refusal and gateway failure, the same
-// shape REST routes use.
-type ErrorBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-	RequestID   string `json:"request_id"`
+// reasons are the short, machine-readable reasons of the audit log and the
+// request's scope, one per sentinel.
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{ErrMethodNotAllowed, "method_not_allowed"},
+	{ErrUnknownOperation, "unknown_operation"},
+	{ErrUnsupportedMediaType, "unsupported_media_type"},
+	{ErrBodyTooLarge, "body_too_large"},
+	{ErrInvalidJSON, "invalid_json"},
+	{ErrNotObject, "not_object"},
+	{ErrMissingField, "missing_field"},
+	{ErrNotScalar, "not_scalar"},
+	{ErrTemplateMismatch, "template_mismatch"},
+	{ErrRenderTooLarge, "render_too_large"},
+	{ErrBadTemplateOutput, "bad_template_output"},
+	{ErrIdentityUnavailable, "identity_unavailable"},
+	{ErrSigning, "signing_failed"},
+	{ErrUpstreamUnavailable, "upstream_unavailable"},
+	{ErrUpstreamTimeout, "upstream_timeout"},
+	{ErrBadUpstreamResponse, "bad_upstream_response"},
+	{ErrUpstreamStatus, "upstream_status"},
+	{ErrUpstreamSignature, "upstream_signature"},
+	{ErrVersionMismatch, "version_mismatch"},
+	{ErrResponseTrustNotReady, "response_trust_unavailable"},
+	{ErrUpstreamFault, "upstream_fault"},
 }
 
-// errorResponse maps err to the status, error code and description the
-// client sees. Client errors show their own message (which names the field
-// or the JSON problem); everything else a fixed phrase.
-func errorResponse(err error) (status int, code, desc string) {
-	client := func(s int, c string) (int, string, string) {
-		return s, c, strings.TrimPrefix(err.Error(), "bridge: ")
+// reason is err's short reason: "ok" for nil, "error" when unforeseen.
+func reason(err error) string {
+	if err == nil {
+		return "ok"
 	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "error"
+}
+
+// errorStatus maps err to the status the client sees; rest.WriteError
+// writes the body (a client error's own message as its description, a
+// fixed phrase otherwise).
+func errorStatus(err error) int {
 	switch {
 	case errors.Is(err, ErrMethodNotAllowed):
-		return client(http.StatusMethodNotAllowed, "method_not_allowed")
+		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrUnknownOperation):
-		return client(http.StatusNotFound, "not_found")
+		return http.StatusNotFound
 	case errors.Is(err, ErrUnsupportedMediaType):
-		return client(http.StatusUnsupportedMediaType, "unsupported_media_type")
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrRenderTooLarge):
-		return client(http.StatusRequestEntityTooLarge, "request_too_large")
-	case errors.Is(err, ErrInvalidJSON), errors.Is(err, ErrNotObject),
-		errors.Is(err, ErrMissingField), errors.Is(err, ErrTemplateMismatch):
-		return client(http.StatusBadRequest, "invalid_request")
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrInvalidJSON), errors.Is(err, ErrNotObject), errors.Is(err, ErrMissingField),
+		errors.Is(err, ErrNotScalar), errors.Is(err, ErrTemplateMismatch):
+		return http.StatusBadRequest
 	case errors.Is(err, ErrIdentityUnavailable), errors.Is(err, ErrResponseTrustNotReady):
-		return http.StatusServiceUnavailable, "service_unavailable", "the bridge's keys are not available"
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrUpstreamTimeout):
-		return http.StatusGatewayTimeout, "upstream_timeout", "the upstream service did not answer in time"
-	case errors.Is(err, ErrUpstreamUnavailable):
-		return http.StatusBadGateway, "bad_gateway", "the upstream service is unavailable"
-	case errors.Is(err, ErrUpstreamSignature):
-		return http.StatusBadGateway, "bad_gateway", "the upstream service's response signature did not verify"
-	case errors.Is(err, ErrBadUpstreamResponse), errors.Is(err, ErrUpstreamStatus):
-		return http.StatusBadGateway, "bad_gateway", "the upstream service's response is not a usable SOAP response"
+		return http.StatusGatewayTimeout
+	case upstreamError(err):
+		return http.StatusBadGateway
 	}
 	// ErrBadTemplateOutput, ErrSigning and anything unforeseen.
-	return http.StatusInternalServerError, "internal_error", "internal error"
+	return http.StatusInternalServerError
+}
+
+// upstreamError reports whether err is the upstream's failure (502, 504).
+func upstreamError(err error) bool {
+	for _, e := range []error{ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrBadUpstreamResponse,
+		ErrUpstreamStatus, ErrUpstreamSignature, ErrVersionMismatch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // responseVerifyError classifies a verify_response failure: the trust set

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -34,9 +35,10 @@ func (rt *roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// FuzzHandler: no JSON body makes the bridge panic, answer a 5xx, or send
-// the upstream anything but a verifiable envelope whose Body has exactly
-// the template's shape (one GetOrder holding two leaf elements).
+// FuzzHandler: no JSON body makes the bridge panic, answer a 5xx, forward
+// an array or object field, or send the upstream anything but a verifiable
+// envelope whose Body has exactly the template's shape (one GetOrder
+// holding two leaf elements).
 func FuzzHandler(f *testing.F) {
 	for _, s := range []string{getOrder, `{}`, `[]`, `null`, `{"orderId":{"a":[1,2]},"note":null}`,
 		`{"orderId":"\u0000\ud800","note":"]]><!--"}`, `{"orderId":1e999,"note":true}`, `{"orderId":"x","note":"y"} x`} {
@@ -52,6 +54,16 @@ func FuzzHandler(f *testing.F) {
 		w := post(h, "/bridge/orders/get-order", "application/json", body)
 		switch w.Code {
 		case http.StatusOK:
+			// Only scalars print: an array or object field is a 400.
+			var m map[string]any
+			if json.Unmarshal([]byte(body), &m) == nil {
+				for _, k := range []string{"orderId", "note"} {
+					switch m[k].(type) {
+					case []any, map[string]any:
+						t.Fatalf("%s is a JSON %T, yet %q was forwarded", k, m[k], body)
+					}
+				}
+			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			return
 		default:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"text/template"
@@ -29,10 +30,28 @@ type Template struct {
 // ParseTemplate parses text as a Go text/template named name. Missing map
 // keys are execution errors (missingkey=error), so a JSON body that lacks a
 // field the template uses is refused rather than rendered as "<no value>".
+// Only scalars print: a JSON array or object reaching a printing action,
+// or print, printf, println, html, js or urlquery, is an execution error
+// rather than Go's "[a b]" or "map[...]" text, which the client never wrote.
 func ParseTemplate(name, text string) (*Template, error) {
 	t, err := template.New(name).
 		Option("missingkey=error").
-		Funcs(template.FuncMap{escaperName: xmlEscape}).
+		Funcs(template.FuncMap{
+			escaperName: xmlEscape,
+			// The builtins that format their arguments, each with the
+			// same scalar check (user functions override builtins).
+			"print":    scalarsOnly(fmt.Sprint),
+			"println":  scalarsOnly(fmt.Sprintln),
+			"html":     scalarsOnly(template.HTMLEscaper),
+			"js":       scalarsOnly(template.JSEscaper),
+			"urlquery": scalarsOnly(template.URLQueryEscaper),
+			"printf": func(format string, args ...any) (string, error) {
+				if err := checkScalars(args); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf(format, args...), nil
+			},
+		}).
 		Parse(text)
 	if err != nil {
 		return nil, err
@@ -91,14 +110,59 @@ func ensureEscaped(p *parse.PipeNode) {
 // xmlEscape prints its argument as text/template would and escapes it for
 // XML character data and attribute values: & < > " ' and tab, newline and
 // carriage return become references, and characters XML cannot carry become
-// U+FFFD. JSON null prints as the empty string.
-func xmlEscape(args ...any) string {
+// U+FFFD. JSON null prints as the empty string; an array or object is
+// refused (checkScalars).
+func xmlEscape(args ...any) (string, error) {
 	if len(args) == 1 && args[0] == nil {
-		return ""
+		return "", nil
+	}
+	if err := checkScalars(args); err != nil {
+		return "", err
 	}
 	var b strings.Builder
 	_ = xml.EscapeText(&b, []byte(fmt.Sprint(args...))) // a strings.Builder never fails
-	return b.String()
+	return b.String(), nil
+}
+
+// notScalar is what a printing function returns for a JSON array or
+// object; Render turns it into ErrNotScalar naming the action.
+type notScalar struct{ kind string }
+
+func (e *notScalar) Error() string { return "not a scalar: " + e.kind }
+
+// checkScalars accepts what the JSON decoder makes of a scalar (string,
+// json.Number, bool, null) and the numbers and strings template functions
+// return (len, index into a string); anything else, a JSON array or object
+// above all, would print as Go syntax.
+func checkScalars(args []any) error {
+	for _, a := range args {
+		if a == nil {
+			continue
+		}
+		switch k := reflect.TypeOf(a).Kind(); k {
+		case reflect.String, reflect.Bool,
+			reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+		case reflect.Slice, reflect.Array:
+			return &notScalar{"an array"}
+		case reflect.Map:
+			return &notScalar{"an object"}
+		default:
+			return &notScalar{"a " + k.String()}
+		}
+	}
+	return nil
+}
+
+// scalarsOnly wraps a formatting builtin with checkScalars.
+func scalarsOnly(f func(...any) string) func(...any) (string, error) {
+	return func(args ...any) (string, error) {
+		if err := checkScalars(args); err != nil {
+			return "", err
+		}
+		return f(args...), nil
+	}
 }
 
 // missingKeyRE reads the key out of text/template's "map has no entry for
@@ -109,7 +173,8 @@ var missingKeyRE = regexp.MustCompile(`map has no entry for key "((?:[^"\\]|\\.)
 var actionRE = regexp.MustCompile(` at <([^>]{1,200})>: `)
 
 // Render executes the template over data into w. A key the template needs
-// and data lacks is ErrMissingField naming the key; any other execution
+// and data lacks is ErrMissingField naming the key; an array or object
+// where a value prints is ErrNotScalar naming the action; any other execution
 // failure (a field of the wrong JSON type, an index out of range) is
 // ErrTemplateMismatch naming the action; output beyond the writer's limit is
 // the writer's error.
@@ -131,6 +196,9 @@ func (t *Template) Render(w io.Writer, data map[string]any) error {
 	}
 	if m := missingKeyRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%w %q%s", ErrMissingField, m[1], action)
+	}
+	if ns := (*notScalar)(nil); errors.As(err, &ns) {
+		return fmt.Errorf("%w: %s%s", ErrNotScalar, ns.kind, action)
 	}
 	return fmt.Errorf("%w%s", ErrTemplateMismatch, action)
 }

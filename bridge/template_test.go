@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -177,4 +178,93 @@ func FuzzTemplateEscaping(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTemplateRefusesNonScalars (issue 12, item 7a): a JSON array or object
+// where the template prints a value is ErrNotScalar, whichever way the value
+// reaches the output, never Go's "[1000 2000]" or "map[...]" text.
+func TestTemplateRefusesNonScalars(t *testing.T) {
+	arr := []any{json.Number("1000"), json.Number("2000")}
+	obj := map[string]any{"k": "v"}
+	nested := []any{[]any{"a"}, "b"}
+	tests := []struct{ name, tmpl string }{
+		{"field", `<a>{{.v}}</a>`},
+		{"attribute", `<a x="{{.v}}"/>`},
+		{"printf %v", `{{printf "%v" .v}}`},
+		{"printf %s", `{{printf "%s" .v}}`},
+		{"printf %d", `{{printf "%d" .v}}`},
+		{"pipeline into printf", `{{.v | printf "%v"}}`},
+		{"print", `{{print .v}}`},
+		{"print among scalars", `{{print "x" .v}}`},
+		{"println", `{{println .v}}`},
+		{"html", `{{html .v}}`},
+		{"js", `{{js .v}}`},
+		{"urlquery", `{{urlquery .v}}`},
+		{"variable", `{{$x := .v}}{{$x}}`},
+		{"with", `{{with .v}}{{.}}{{end}}`},
+		{"and", `{{and true .v}}`},
+		{"or", `{{or .v "x"}}`},
+		{"sub-template", `{{define "s"}}{{.}}{{end}}{{template "s" .v}}`},
+		{"block", `{{block "b" .v}}{{.}}{{end}}`},
+		{"the whole body", `{{.}}`},
+		{"printf of the whole body", `{{printf "%v" .}}`},
+		{"slice", `{{slice .v 0 1}}`},
+	}
+	for _, tt := range tests {
+		for _, v := range []any{arr, obj} {
+			if _, isObj := v.(map[string]any); isObj && tt.name == "slice" {
+				continue // slice of a map fails on its own: not what this checks
+			}
+			t.Run(fmt.Sprintf("%s/%T", tt.name, v), func(t *testing.T) {
+				out, err := render(t, mustTemplate(t, tt.tmpl), map[string]any{"v": v})
+				if !errors.Is(err, ErrNotScalar) {
+					t.Fatalf("err = %v, output %q; want ErrNotScalar", err, out)
+				}
+				if strings.Contains(out, "1000") || strings.Contains(out, "map[") || strings.Contains(out, "[") {
+					t.Errorf("Go syntax reached the output: %q", out)
+				}
+			})
+		}
+	}
+	// Elements of a range print one at a time: a nested array or object is
+	// refused, scalars print.
+	for _, tt := range []struct {
+		name, tmpl string
+		data       map[string]any
+	}{
+		{"range element", `{{range .v}}<i>{{.}}</i>{{end}}`, map[string]any{"v": nested}},
+		{"range element into printf", `{{range .v}}{{printf "%v" .}}{{end}}`, map[string]any{"v": nested}},
+		{"range $i, $e", `{{range $i, $e := .v}}{{$e}}{{end}}`, map[string]any{"v": nested}},
+		{"range over an object's values", `{{range $k, $e := .v}}{{$k}}={{$e}}{{end}}`, map[string]any{"v": map[string]any{"a": obj}}},
+		{"index giving an array", `{{index .v 0}}`, map[string]any{"v": nested}},
+		{"index giving an object", `{{index .v "a"}}`, map[string]any{"v": map[string]any{"a": obj}}},
+		{"nested field", `{{.v.k}}`, map[string]any{"v": map[string]any{"k": arr}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := render(t, mustTemplate(t, tt.tmpl), tt.data)
+			if !errors.Is(err, ErrNotScalar) || !strings.Contains(err.Error(), "{{") {
+				t.Fatalf("err = %v, output %q; want ErrNotScalar naming the action", err, out)
+			}
+			if strings.Contains(out, "map[") || strings.Contains(out, "[a]") {
+				t.Errorf("Go syntax reached the output: %q", out)
+			}
+		})
+	}
+	// What stays allowed: scalars, and functions that make scalars of
+	// arrays and objects (len, index, range over them).
+	for _, tt := range []struct{ tmpl, want string }{
+		{`{{len .v}}`, `2`},
+		{`{{index .v 1}}`, `2000`},
+		{`{{range .v}}[{{.}}]{{end}}`, `[1000][2000]`},
+		{`{{printf "%s-%v-%t" .s .n .b}}`, `x-7-true`},
+		{`{{print .s .n .b .z}}`, `x7true &lt;nil&gt;`},
+		{`{{if .v}}yes{{end}}`, `yes`},
+		{`{{html .s}}{{js .s}}{{urlquery .s}}`, `xxx`},
+		{`{{with index . "o"}}{{.k}}{{end}}`, `v`},
+	} {
+		out, err := render(t, mustTemplate(t, tt.tmpl), map[string]any{"v": arr, "s": "x", "n": json.Number("7"), "b": true, "z": nil, "o": obj})
+		if err != nil || out != tt.want {
+			t.Errorf("%s = %q, %v; want %q", tt.tmpl, out, err, tt.want)
+		}
+	}
 }

@@ -71,7 +71,8 @@ func BodyJSON(body *etree.Element) Object {
 //   - any other element is an object: "@name" for each attribute (local
 //     name; namespace declarations dropped), its child elements as keys, and
 //     "#text" holding its character data when that is not only whitespace;
-//   - comments and processing instructions are dropped; CDATA is text.
+//   - comments are dropped; CDATA is text. (A response with a processing
+//     instruction or a DOCTYPE never gets here: wssec.ParseEnvelope refuses it.)
 //
 // Keys keep their first-appearance order. What is lost: namespaces (two
 // elements with the same local name in different namespaces merge like
