@@ -114,7 +114,9 @@ func (p *DecryptPolicy) requires(part Part) bool {
 // whose signature is checked afterwards over the plaintext; a verifier
 // that must check a signature over ciphertext first drives a decryptor
 // itself (see decryptKey). On error the tree may be partly decrypted and
-// must be released, not forwarded.
+// must be released, not forwarded. Decrypt alone checks neither signatures
+// nor look-alikes in the plaintext: what is forwarded comes from a Verifier
+// with Policy.Decrypt set, which does both in the header's order.
 func (p *DecryptPolicy) Decrypt(env *Envelope, limits Limits) (*Decryption, error) {
 	if env == nil || env.Envelope == nil || env.Body == nil {
 		return nil, ErrNotEnvelope
