@@ -106,8 +106,9 @@ var forwardFragments = []string{
 // injectionPoints are byte offsets in msg outside what its signature
 // covers, or in signed text where only comments and CDATA keep the digest:
 // after the Envelope start tag, inside the Header at both ends, between
-// Header and Body, after Body, inside Security at both ends, inside the
-// ID's text, and at the end of the Body.
+// Header and Body, after Body, inside Security at both ends, before the
+// Timestamp, inside the ID's and the wsa:Action's text, at the end of the
+// Body.
 func injectionPoints(msg string) []int {
 	var pts []int
 	add := func(i int) {
@@ -139,6 +140,9 @@ func injectionPoints(msg string) []int {
 	add(before("<wsu:Timestamp"))
 	if i := strings.Index(msg, ">42<"); i >= 0 {
 		add(i + 2)
+	}
+	if i := strings.Index(msg, "orders:GetOrder<"); i >= 0 { // the signed wsa:Action's text
+		add(i + len("orders:"))
 	}
 	add(before("</" + prefix + ":Body>"))
 	add(before("</" + prefix + ":Envelope>"))
