@@ -204,6 +204,84 @@ type SOAP struct {
 	StripSecurityHeader *bool `yaml:"strip_security_header"`
 	// SignResponse, when set, is a KV secret of a signing identity used to sign upstream responses.
 	SignResponse string `yaml:"sign_response"`
+	// Decrypt makes the route decrypt XML Encryption (an EncryptedKey in wsse:Security and the
+	// EncryptedData it lists) in the Security header's order, together with the signature; the
+	// decrypted, verified envelope is what is forwarded. Absent, an encrypted message is refused.
+	Decrypt *Decrypt `yaml:"decrypt"`
+	// EncryptResponse, when set, encrypts the Body content of every upstream response for the
+	// partner's certificate (rsa-oaep-mgf1p + AES-128-GCM). With sign_response the response is
+	// signed first, then encrypted (WSS4J's default order).
+	EncryptResponse *Encrypt `yaml:"encrypt_response"`
+	// SAML accepts SAML 2.0 assertions in wsse:Security (SAML Token Profile 1.1); absent, an
+	// assertion is refused.
+	SAML *SAML `yaml:"saml"`
+	// Revocation refuses message signers and SAML issuers that a CRL lists or the deny list names.
+	Revocation *Revocation `yaml:"revocation"`
+	// ForwardUnsignedHeaders lists header blocks, as {namespace}local (or {namespace}* for every
+	// block of a namespace), that are forwarded although no signature covers them. By default an
+	// unsigned header block is dropped (or refused when it carries mustUnderstand). Default: none.
+	ForwardUnsignedHeaders []string `yaml:"forward_unsigned_headers"`
+}
+
+// Decrypt is a SOAP route's inbound XML Encryption policy.
+type Decrypt struct {
+	// Identity is a KV secret with certificate (the gateway's RSA encryption certificate,
+	// PEM) and private_key; with transit_key it only holds the certificate.
+	Identity string `yaml:"identity"`
+	// TransitKey, when set, unwraps session keys with this Vault Transit RSA key (RSA-OAEP with
+	// SHA-256 only), so the private key never leaves Vault. Needs secrets.backend: vault.
+	TransitKey string `yaml:"transit_key"`
+	// RequireEncrypted lists what must arrive encrypted; only body (the whole Body content).
+	// Default: none.
+	RequireEncrypted []string `yaml:"require_encrypted"`
+	// Algorithms widens the default allow-list (RSA-OAEP key transport, AES-GCM data).
+	Algorithms DecryptAlgorithms `yaml:"algorithms"`
+}
+
+// DecryptAlgorithms widens the XML Encryption allow-list, for legacy partners only.
+type DecryptAlgorithms struct {
+	// AllowRSA15 accepts RSA PKCS#1 v1.5 key transport (Bleichenbacher); a badly padded key
+	// then becomes a random one, never a distinct error. Not with transit_key.
+	AllowRSA15 bool `yaml:"allow_rsa15"`
+	// AllowCBC accepts AES-CBC data encryption (the Jager–Somorovsky padding oracle); every
+	// failure is then the same fault at the same point.
+	AllowCBC bool `yaml:"allow_cbc"`
+}
+
+// Encrypt names the certificate a message Body is encrypted for.
+type Encrypt struct {
+	// Certificate is a KV secret whose field certificate holds the recipient's RSA
+	// certificate (PEM, leaf first).
+	Certificate string `yaml:"certificate"`
+}
+
+// SAML is a SOAP route's policy for SAML 2.0 assertions.
+type SAML struct {
+	// Trust is a KV secret whose field certificates holds the certificates allowed to sign
+	// assertions (pinned issuer certificates or CAs).
+	Trust string `yaml:"trust"`
+	// Audience: every AudienceRestriction of an assertion must name one of these. Required.
+	Audience []string `yaml:"audience"`
+	// Confirmation lists the accepted subject confirmation methods: holder-of-key,
+	// sender-vouches, bearer. Default [holder-of-key, sender-vouches].
+	Confirmation []string `yaml:"confirmation"`
+	// Required refuses a message that carries no assertion.
+	Required bool `yaml:"required"`
+	// ForwardAttributes maps NameID (the subject) or an Attribute Name to the upstream header
+	// that carries its value (several values comma-separated). Client-sent copies of these
+	// headers are removed on every route.
+	ForwardAttributes map[string]string `yaml:"forward_attributes"`
+}
+
+// Revocation lists withdrawn certificates for message signers and SAML issuers.
+type Revocation struct {
+	// CRL lists KV secrets whose field crl holds a CRL (PEM or DER) signed by a certificate
+	// of the route's trust sets; re-read on refresh and SIGHUP. A CRL past its nextUpdate
+	// makes the route not ready (/readyz) and its requests 503, never silently accepted.
+	CRL []string `yaml:"crl"`
+	// Deny is a KV secret with field certificates (PEM) and/or sha256 (hex SHA-256
+	// thumbprints of the DER, one a line) refused whatever their chain.
+	Deny string `yaml:"deny"`
 }
 
 // Timestamp bounds wsu:Timestamp.
@@ -290,6 +368,10 @@ type Bridge struct {
 	Sign *BridgeSign `yaml:"sign"`
 	// VerifyResponse, when set, verifies the upstream's signed response.
 	VerifyResponse *VerifyResponse `yaml:"verify_response"`
+	// Encrypt, when set, encrypts the outbound Body content for the backend's certificate,
+	// after signing (sign-then-encrypt, WSS4J's default order: the signature covers the
+	// plaintext the backend reads).
+	Encrypt *Encrypt `yaml:"encrypt"`
 }
 
 // Operation is one bridged SOAP operation.

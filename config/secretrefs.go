@@ -20,6 +20,10 @@ const (
 	SecretKeys SecretUse = "keys"
 	// SecretClient: fields client_id and client_secret (introspection).
 	SecretClient SecretUse = "client"
+	// SecretCRL: field crl, a PEM (or DER) certificate revocation list.
+	SecretCRL SecretUse = "crl"
+	// SecretDeny: field certificates (PEM) and/or sha256 (hex thumbprints, one a line).
+	SecretDeny SecretUse = "deny"
 )
 
 // SecretRef is one KV secret the configuration names.
@@ -52,6 +56,25 @@ func (c *Config) SecretRefs() []SecretRef {
 			add(p+".soap.trust", s.Trust, SecretTrust)
 			add(p+".soap.username_token", s.UsernameToken, SecretUsers)
 			add(p+".soap.sign_response", s.SignResponse, SecretIdentity)
+			if d := s.Decrypt; d != nil {
+				use := SecretIdentity
+				if d.TransitKey != "" {
+					use = SecretCertificate
+				}
+				add(p+".soap.decrypt.identity", d.Identity, use)
+			}
+			if e := s.EncryptResponse; e != nil {
+				add(p+".soap.encrypt_response.certificate", e.Certificate, SecretCertificate)
+			}
+			if sm := s.SAML; sm != nil {
+				add(p+".soap.saml.trust", sm.Trust, SecretTrust)
+			}
+			if rv := s.Revocation; rv != nil {
+				for j, c := range rv.CRL {
+					add(fmt.Sprintf("%s.soap.revocation.crl[%d]", p, j), c, SecretCRL)
+				}
+				add(p+".soap.revocation.deny", rv.Deny, SecretDeny)
+			}
 		}
 		if o := r.OAuth; o != nil {
 			add(p+".oauth.jwks_secret", o.JWKSSecret, SecretKeys)
@@ -73,6 +96,9 @@ func (c *Config) SecretRefs() []SecretRef {
 			}
 			if b.VerifyResponse != nil {
 				add(p+".bridge.verify_response.trust", b.VerifyResponse.Trust, SecretTrust)
+			}
+			if b.Encrypt != nil {
+				add(p+".bridge.encrypt.certificate", b.Encrypt.Certificate, SecretCertificate)
 			}
 		}
 	}

@@ -242,6 +242,9 @@ func (c *Config) Validate() error {
 		if b := r.Bridge; b != nil && b.Sign != nil && b.Sign.TransitKey != "" && c.Secrets.Backend != "vault" {
 			v.add(p+".bridge.sign.transit_key", "needs secrets.backend: vault")
 		}
+		if s := r.SOAP; s != nil && s.Decrypt != nil && s.Decrypt.TransitKey != "" && c.Secrets.Backend != "vault" {
+			v.add(p+".soap.decrypt.transit_key", "needs secrets.backend: vault")
+		}
 		if v.required(p+".name", r.Name) {
 			if !nameRE.MatchString(r.Name) {
 				v.add(p+".name", "must match [a-z0-9-]+")
@@ -454,6 +457,7 @@ func (s *SOAP) validate(v *validator, p string) {
 	}
 	v.positive(p+".timestamp.ttl", int64(s.Timestamp.TTL))
 	v.positive(p+".timestamp.future_skew", int64(s.Timestamp.FutureSkew))
+	s.validateSecurity(v, p)
 }
 
 func (o *OAuth) validate(v *validator, p string) {
@@ -596,4 +600,5 @@ func (b *Bridge) validate(v *validator, p string) {
 			v.secretPath(p+".verify_response.trust", b.VerifyResponse.Trust)
 		}
 	}
+	b.Encrypt.validate(v, p+".encrypt")
 }
