@@ -20,6 +20,8 @@ const (
 	UseUsers       Use = "users"       // username -> password, no empty password
 	UseKeys        Use = "keys"        // jwks, public_key or secret
 	UseClient      Use = "client"      // client_id and client_secret
+	UseCRL         Use = "crl"         // crl: PEM (or DER) certificate revocation list
+	UseDeny        Use = "deny"        // certificates (PEM) and/or sha256 (hex thumbprints)
 )
 
 // ErrUnknownUse means Check was asked about a use it does not know.
@@ -122,6 +124,13 @@ func CheckFields(path string, fields map[string]string, use Use) error {
 		return &CheckError{Path: path, Reason: `no field "jwks", "public_key" or "secret"`, Err: ErrNotFound}
 	case UseClient:
 		return need("client_id", "client_secret")
+	case UseCRL:
+		return need("crl")
+	case UseDeny:
+		if fields["certificates"] == "" && fields["sha256"] == "" {
+			return &CheckError{Path: path, Reason: `no field "certificates" or "sha256"`, Err: ErrNotFound}
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownUse, use)
 }

@@ -34,9 +34,19 @@ type Manager struct {
 
 	refreshMu sync.Mutex // serializes Refresh (ticker and SIGHUP may race)
 
-	mu      sync.Mutex // guards entries, index and every entry's status
+	mu      sync.Mutex // guards entries, index, hooks and every entry's status
 	entries []*entry
 	index   map[entryKey]*entry
+	hooks   []func()
+}
+
+// AfterRefresh registers fn to run at the end of every Refresh, once every
+// secret has been re-read: for state derived from several secrets (a
+// route's revocation lists, checked against its trust sets).
+func (m *Manager) AfterRefresh(fn func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hooks = append(m.hooks, fn)
 }
 
 type entryKey struct{ kind, path string }
@@ -160,6 +170,12 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("secret %s (%s): %w", e.path, e.kind, err))
 		}
+	}
+	m.mu.Lock()
+	hooks := slices.Clone(m.hooks)
+	m.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
 	}
 	return errors.Join(errs...)
 }
