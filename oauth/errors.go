@@ -40,12 +40,32 @@ var (
 	ErrInvalidClaims  = errors.New("oauth: claims are not a valid JSON object")
 	ErrInactive       = errors.New("oauth: introspection reports the token inactive")
 
+	// Claims a profile requires (invalid_token): RFC 9068 section 2.2 where typ is at+jwt.
+	ErrMissingClaim = errors.New("oauth: token lacks a claim its profile requires")
+
+	// Proof of possession (invalid_token): the token is bound to a key or
+	// certificate the request does not prove.
+	ErrCertificateBinding = errors.New("oauth: token is not bound to this connection's client certificate")
+	ErrDPoPBinding        = errors.New("oauth: token is not bound to the DPoP proof's key")
+	ErrDPoPRequired       = errors.New("oauth: token must be presented with a DPoP proof")
+
+	// DPoP proof (401 invalid_dpop_proof, RFC 9449 section 7.1).
+	ErrDPoPProof  = errors.New("oauth: DPoP proof is invalid")
+	ErrDPoPReplay = errors.New("oauth: DPoP proof was already used")
+
+	// API keys (401 invalid_token).
+	ErrInvalidAPIKey = errors.New("oauth: API key is not valid")
+
 	// Authorization (403 insufficient_scope).
 	ErrInsufficientScope = errors.New("oauth: token lacks a required scope")
+	// Authorization (403 access_denied): a claim rule does not hold.
+	ErrClaimRequired = errors.New("oauth: token lacks a required claim value")
 
 	// Dependencies, not the client's fault (503).
 	ErrKeysUnavailable          = errors.New("oauth: verification keys are not available")
 	ErrIntrospectionUnavailable = errors.New("oauth: introspection endpoint is not available")
+	ErrReplayUnavailable        = errors.New("oauth: DPoP replay store is not available")
+	ErrAPIKeysUnavailable       = errors.New("oauth: API key secret is not available")
 
 	// Configuration (returned by constructors only).
 	ErrConfig = errors.New("oauth: invalid configuration")
@@ -95,9 +115,19 @@ var reasons = []struct {
 	{ErrWrongAudience, "wrong_audience"},
 	{ErrInvalidClaims, "invalid_claims"},
 	{ErrInactive, "inactive"},
+	{ErrMissingClaim, "missing_claim"},
+	{ErrCertificateBinding, "certificate_binding"},
+	{ErrDPoPBinding, "dpop_binding"},
+	{ErrDPoPRequired, "dpop_required"},
+	{ErrDPoPProof, "invalid_dpop_proof"},
+	{ErrDPoPReplay, "dpop_replay"},
+	{ErrInvalidAPIKey, "invalid_api_key"},
 	{ErrInsufficientScope, "insufficient_scope"},
+	{ErrClaimRequired, "claim_required"},
 	{ErrKeysUnavailable, "keys_unavailable"},
 	{ErrIntrospectionUnavailable, "introspection_unavailable"},
+	{ErrReplayUnavailable, "replay_unavailable"},
+	{ErrAPIKeysUnavailable, "api_keys_unavailable"},
 	{ErrConfig, "config"},
 }
 
@@ -119,5 +149,17 @@ func Reason(err error) string {
 // a dependency's (keys or introspection unavailable: a 503).
 func ClientError(err error) bool {
 	return !errors.Is(err, ErrKeysUnavailable) && !errors.Is(err, ErrIntrospectionUnavailable) &&
+		!errors.Is(err, ErrReplayUnavailable) && !errors.Is(err, ErrAPIKeysUnavailable) &&
 		!errors.Is(err, ErrConfig)
 }
+
+// ClaimError is returned when a claim rule does not hold. It matches
+// ErrClaimRequired with errors.Is. Claim names the claim path that failed
+// (for the log only: clients see a generic access_denied).
+type ClaimError struct{ Claim string }
+
+// Error names the claim path whose rule failed.
+func (e *ClaimError) Error() string { return ErrClaimRequired.Error() + ": " + e.Claim }
+
+// Is makes errors.Is(err, ErrClaimRequired) true.
+func (e *ClaimError) Is(target error) bool { return target == ErrClaimRequired }

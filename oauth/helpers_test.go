@@ -98,6 +98,7 @@ func baseClaims() map[string]any {
 		"aud":       []string{"other", testAudience},
 		"sub":       "alice",
 		"client_id": "billing-ui",
+		"jti":       "jti-1", // RFC 9068 requires it where typ is at+jwt
 		"scope":     "billing.read profile",
 		"iat":       t0.Add(-time.Minute).Unix(),
 		"nbf":       t0.Add(-time.Minute).Unix(),

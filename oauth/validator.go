@@ -268,6 +268,11 @@ func (v *Validator) claims(payload []byte, now time.Time) (*Token, error) {
 	if err := checkClaims(c, v.o, now); err != nil {
 		return nil, err
 	}
+	if typEqual(v.o.RequireTyp, "at+jwt") {
+		if err := requireAccessTokenClaims(all); err != nil {
+			return nil, err
+		}
+	}
 	tok := &Token{
 		Subject:  c.Subject,
 		Issuer:   c.Issuer,
@@ -302,6 +307,21 @@ func checkClaims(c jwt.Claims, o Options, now time.Time) error {
 		return ErrIssuedInFuture
 	}
 	return fmt.Errorf("%w: %v", ErrInvalidClaims, err)
+}
+
+// requireAccessTokenClaims enforces RFC 9068 section 2.2: a JWT access
+// token carries sub, client_id, iat and jti (iss, exp and aud are checked
+// by checkClaims). A token an IdP minted without them is some other JWT.
+func requireAccessTokenClaims(all map[string]any) error {
+	for _, k := range []string{"sub", "client_id", "jti"} {
+		if s, ok := all[k].(string); !ok || s == "" {
+			return fmt.Errorf("%w: %s (RFC 9068)", ErrMissingClaim, k)
+		}
+	}
+	if _, ok := all["iat"].(json.Number); !ok {
+		return fmt.Errorf("%w: iat (RFC 9068)", ErrMissingClaim)
+	}
+	return nil
 }
 
 // decodeObject decodes a JSON object keeping numbers exact.

@@ -61,6 +61,7 @@ func claims(kv ...any) map[string]any {
 	m := map[string]any{
 		"iss": issuer, "aud": audience, "sub": "alice", "client_id": "billing-ui",
 		"scope": "billing.read profile", "iat": t0.Unix(), "exp": t0.Add(5 * time.Minute).Unix(),
+		"jti": "jti-1", // RFC 9068 requires it where typ is at+jwt
 	}
 	for i := 0; i < len(kv); i += 2 {
 		if kv[i+1] == nil {
@@ -333,8 +334,12 @@ func TestRejections(t *testing.T) {
 func TestAcceptedRequestHeaders(t *testing.T) {
 	k, _ := rsaKeys(t)
 	for _, keep := range []bool{false, true} {
-		f := newFixture(t, func(o *Options) { o.KeepAuthorization = keep })
-		tok := mint(t, jose.RS256, k, "k1", "at+jwt", claims("client_id", nil))
+		f := newFixture(t, func(o *Options) {
+			o.KeepAuthorization = keep
+			// X-Auth-Client carries a claim the token lacks (RFC 9068 makes client_id required).
+			o.ForwardClaims = map[string]string{"sub": "X-Auth-Subject", "scope": "X-Auth-Scopes", "azp": "X-Auth-Client"}
+		})
+		tok := mint(t, jose.RS256, k, "k1", "at+jwt", claims())
 		r := get(prefix+"/invoices/7", "Bearer "+tok)
 		r.Header.Set("X-Auth-Subject", "mallory")
 		r.Header["X_Auth_Subject"] = []string{"mallory"}
