@@ -63,8 +63,9 @@ type Gateway struct {
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
 
-	cur      atomic.Pointer[generation]
-	reloadMu sync.Mutex // one reload at a time
+	cur       atomic.Pointer[generation]
+	reloadMu  sync.Mutex   // one reload at a time
+	adminAddr atomic.Value // string: the bound admin listener, while serving
 
 	// runCtx is the context background loops run under once Start ran.
 	runMu  sync.Mutex

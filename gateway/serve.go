@@ -16,7 +16,8 @@ const maxReadHeaderTimeout = 10 * time.Second
 // Serve starts the gateway (Start), listens on listen and admin_listen, and
 // serves until ctx ends; then in-flight requests get
 // limits.shutdown_timeout to finish, and the gateway is closed. ready, when
-// set, is called with the bound proxy address once both listeners are up.
+// set, is called with the bound proxy address once both listeners are up
+// (AdminAddr then names the admin one).
 func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	defer g.Close()
 	cfg := g.Config()
@@ -72,6 +73,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 			ErrorLog:          errorLog,
 		}
 		go func() { served <- admin.Serve(aln) }()
+		g.adminAddr.Store(aln.Addr().String())
 		g.logger.Info("admin listening", slog.String("addr", aln.Addr().String()))
 	}
 	if ready != nil {
@@ -101,4 +103,10 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	g.Close()
 	g.logger.Info("stopped")
 	return nil
+}
+
+// AdminAddr is the bound admin_listen address while Serve runs, else "".
+func (g *Gateway) AdminAddr() string {
+	a, _ := g.adminAddr.Load().(string)
+	return a
 }

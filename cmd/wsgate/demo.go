@@ -29,19 +29,19 @@ import (
 const (
 	demoTrustPath    = "wsgate/trust/partners"
 	demoPartnerPath  = "wsgate/signing/partner"
-	demoGatewayPath  = "wsgate/signing/gateway"
 	demoJWKSPath     = "wsgate/jwks/demo"
 	demoTokenKeyPath = "wsgate/demo/token-signer"
 )
 
 // The demo's bearer tokens: who issues them, for whom, and what they grant.
 const (
-	demoIssuer   = "https://idp.demo.invalid/"
-	demoAudience = "wsgate-demo"
-	demoSubject  = "demo-user"
-	demoClientID = "wsgate-demo-cli"
-	demoScope    = "echo.read"
-	demoTokenTTL = time.Hour
+	demoIssuer     = "https://idp.demo.invalid/"
+	demoAudience   = "wsgate-demo"
+	demoSubject    = "demo-user"
+	demoClientID   = "wsgate-demo-cli"
+	demoScope      = "echo.read"            // the read-only token
+	demoWriteScope = "echo.read echo.write" // the read-write token, for writes and the bridge
+	demoTokenTTL   = time.Hour
 )
 
 // demoSample is the unsigned request the printed instructions sign and send.
@@ -61,11 +61,13 @@ const demoTemplate = `<echo:Hello xmlns:echo="urn:wsgate:demo:echo"><echo:Name>{
 `
 
 // demoConfig is the embedded default's configuration; %[1]s is the listen
-// address, %[2]s the SOAP echo and %[3]s the REST echo base URL.
+// address, %[2]s the SOAP echo and %[3]s the REST echo base URL, %[4]s the
+// admin listen address.
 const demoConfig = `# Written by "wsgate demo" on every run (the demo upstreams get fresh
 # loopback ports each time). The keys under secrets/ are kept between runs;
 # delete this directory to start over with fresh ones.
 listen: %[1]s
+admin_listen: %[4]s     # /healthz, /readyz, /metrics
 log: {level: info, format: text}
 secrets:
   backend: file
@@ -104,9 +106,10 @@ routes:
     path_prefix: /public/echo
     upstream: %[3]s/
     public: true
-  # REST -> SOAP bridge: POST /bridge/partner/hello with a JSON body and the
-  # demo token. Its outbound signing identity is the demo partner's, which is
-  # also what "wsgate sign -route partner" signs with.
+  # REST -> SOAP bridge: POST /bridge/partner/hello with a JSON body and a
+  # token with scope echo.write (a read-only token gets 403). Its outbound
+  # signing identity is the demo partner's, which is also what
+  # "wsgate sign -route partner" signs with.
   - name: partner
     path_prefix: /bridge/partner
     oauth:
@@ -114,6 +117,10 @@ routes:
       audience: [wsgate-demo]
       jwks_secret: wsgate/jwks/demo
       algorithms: [ES256]
+      require_typ: at+jwt
+      scopes:
+        - {methods: [POST], path: "/**", any_of: [echo.write]}
+      forward_claims: {sub: X-Auth-Subject}
     bridge:
       upstream: %[2]s/ws/echo
       soap_version: "1.1"
@@ -129,6 +136,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 	fs := newFlags("demo", stderr)
 	dir := fs.String("dir", "demo", "directory for the demo keys, config and sample request (created if absent)")
 	listen := fs.String("listen", "127.0.0.1:8080", "proxy listen address")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "admin listen address (/healthz, /readyz, /metrics)")
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}
@@ -152,7 +160,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 	}
 	cfgPath := filepath.Join(*dir, "wsgate.yaml")
 	files := map[string]string{
-		cfgPath:                            fmt.Sprintf(demoConfig, yamlQuote(*listen), soapURL, restURL),
+		cfgPath:                            demoConfigFor(*listen, soapURL, restURL, *adminListen),
 		filepath.Join(*dir, "request.xml"): demoSample,
 		filepath.Join(*dir, "templates", "hello.xml.tmpl"): demoTemplate,
 	}
@@ -162,17 +170,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 			return exitFail
 		}
 	}
-	token, err := mintDemoToken(*dir, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "wsgate demo: minting the demo access token: %v\n", err)
-		return exitFail
+	var readToken, writeToken string
+	for _, t := range []struct {
+		scope string
+		out   *string
+	}{{demoScope, &readToken}, {demoWriteScope, &writeToken}} {
+		if *t.out, err = mintDemoToken(*dir, t.scope, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "wsgate demo: minting the demo access tokens: %v\n", err)
+			return exitFail
+		}
 	}
 	keys := "reusing the keys in"
 	if created {
 		keys = "created fresh demo keys in"
 	}
-	announce := func(addr string) {
-		printDemoHelp(stdout, *dir, addr, keys, token)
+	announce := func(addr, adminAddr string) {
+		printDemoHelp(stdout, demoHelp{dir: *dir, addr: addr, adminAddr: adminAddr, keys: keys,
+			readToken: readToken, writeToken: writeToken})
 		if ready != nil {
 			ready(addr)
 		}
@@ -180,11 +194,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 	return serveFile(ctx, cfgPath, stderr, announce)
 }
 
+// demoHelp is what the printed instructions name.
+type demoHelp struct {
+	dir, addr, adminAddr, keys string
+	readToken, writeToken      string
+}
+
 // printDemoHelp tells a newcomer how to send requests through the demo.
-func printDemoHelp(w io.Writer, dir, addr, keys, token string) {
-	base := "http://" + addr
-	cfg := filepath.Join(dir, "wsgate.yaml")
-	req := filepath.Join(dir, "request.xml")
+func printDemoHelp(w io.Writer, h demoHelp) {
+	base := "http://" + h.addr
+	cfg := filepath.Join(h.dir, "wsgate.yaml")
+	req := filepath.Join(h.dir, "request.xml")
 	fmt.Fprintf(w, `wsgate demo is running on %[1]s (%[5]s %[2]s)
 
 Send a signed SOAP request (accepted, echoed by the demo SOAP service):
@@ -202,8 +222,9 @@ Verify a signed envelope offline:
   go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s > /tmp/signed.xml
   go run ./cmd/wsgate verify -config %[3]s -route echo -in /tmp/signed.xml
 
-Call the REST echo with the demo access token (accepted; valid for 1 hour,
-subject %[7]s, scope %[8]s; the echo shows X-Auth-Subject and no Authorization):
+Call the REST echo with the read-only demo token (accepted; tokens are valid
+for 1 hour, subject %[7]s, scope %[8]s; the echo shows X-Auth-Subject and no
+Authorization):
   curl -sS -H "Authorization: Bearer %[6]s" %[1]s/rest/echo/hello
 
 The same token on a POST (rejected: 403 insufficient_scope, it needs echo.write):
@@ -212,16 +233,29 @@ The same token on a POST (rejected: 403 insufficient_scope, it needs echo.write)
 No token (rejected: 401 with WWW-Authenticate: Bearer realm="wsgate"):
   curl -sS -i %[1]s/rest/echo/hello
 
-The public REST echo (no checks):
-  curl -sS %[1]s/public/echo/hello
+Call the SOAP echo through the REST -> SOAP bridge with the read-write token
+(JSON in, a signed SOAP call upstream, JSON out; the read-only token gets 403):
+  curl -sS -H "Authorization: Bearer %[9]s" -H 'Content-Type: application/json' \
+    -d '{"name": "World"}' %[1]s/bridge/partner/hello
 
-Stop with Ctrl-C.
-`, base, dir, cfg, req, keys, token, demoSubject, demoScope)
+The public REST echo (no checks; a client-sent X-Auth-Subject is dropped):
+  curl -sS -H 'X-Auth-Subject: admin' %[1]s/public/echo/hello
+`, base, h.dir, cfg, req, h.keys, h.readToken, demoSubject, demoScope, h.writeToken)
+	if h.adminAddr != "" {
+		admin := "http://" + h.adminAddr
+		fmt.Fprintf(w, `
+Admin (never on the proxy listener):
+  curl -sS %[1]s/healthz
+  curl -sS %[1]s/readyz
+  curl -sS %[1]s/metrics
+`, admin)
+	}
+	fmt.Fprint(w, "\nStop with Ctrl-C.\n")
 }
 
-// mintDemoToken signs a demo access token (RFC 9068 shape, ES256) with the
-// demo token-signer key, valid from now for demoTokenTTL.
-func mintDemoToken(dir string, now time.Time) (string, error) {
+// mintDemoToken signs a demo access token (RFC 9068 shape, ES256) granting
+// scope with the demo token-signer key, valid from now for demoTokenTTL.
+func mintDemoToken(dir, scope string, now time.Time) (string, error) {
 	fields, err := readSecretFile(filepath.Join(dir, "secrets"), demoTokenKeyPath)
 	if err != nil {
 		return "", err
@@ -242,7 +276,7 @@ func mintDemoToken(dir string, now time.Time) (string, error) {
 		"aud":       demoAudience,
 		"sub":       demoSubject,
 		"client_id": demoClientID,
-		"scope":     demoScope,
+		"scope":     scope,
 		"jti":       hex.EncodeToString(jti[:]),
 		"iat":       now.Unix(),
 		"nbf":       now.Unix(),
@@ -269,7 +303,7 @@ func readSecretFile(dir, path string) (map[string]string, error) {
 // refused rather than overwritten.
 func ensureDemoKeys(dir string) (bool, error) {
 	secretsDir := filepath.Join(dir, "secrets")
-	paths := []string{demoTrustPath, demoPartnerPath, demoGatewayPath, demoJWKSPath, demoTokenKeyPath}
+	paths := []string{demoTrustPath, demoPartnerPath, demoJWKSPath, demoTokenKeyPath}
 	present := 0
 	for _, p := range paths {
 		_, err := os.Stat(secretFile(secretsDir, p))
@@ -296,10 +330,6 @@ func ensureDemoKeys(dir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	gateway, err := is.Issue(pki.Options{CommonName: "wsgate demo gateway", Key: pki.RSA2048}, ca)
-	if err != nil {
-		return false, err
-	}
 	tokenKey, err := is.NewKey(pki.ECP256)
 	if err != nil {
 		return false, err
@@ -318,7 +348,7 @@ func ensureDemoKeys(dir string) (bool, error) {
 		demoJWKSPath:     {"public_key": string(tokenPub)},
 		demoTokenKeyPath: {"private_key": string(tokenKeyPEM)},
 	}
-	for path, id := range map[string]*pki.Identity{demoPartnerPath: partner, demoGatewayPath: gateway} {
+	for path, id := range map[string]*pki.Identity{demoPartnerPath: partner} {
 		keyPEM, err := pki.KeyPEM(id.Key)
 		if err != nil {
 			return false, err
@@ -353,9 +383,9 @@ func writeFile(name string, data []byte, perm os.FileMode) error {
 	return os.WriteFile(name, data, perm)
 }
 
-// demoConfigFor is the demo configuration for the given listen address and upstream base URLs.
-func demoConfigFor(listen, soapURL, restURL string) string {
-	return fmt.Sprintf(demoConfig, yamlQuote(listen), soapURL, restURL)
+// demoConfigFor is the demo configuration for the given listen addresses and upstream base URLs.
+func demoConfigFor(listen, soapURL, restURL, adminListen string) string {
+	return fmt.Sprintf(demoConfig, yamlQuote(listen), soapURL, restURL, yamlQuote(adminListen))
 }
 
 // yamlQuote quotes s as a YAML double-quoted scalar.

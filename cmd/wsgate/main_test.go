@@ -46,7 +46,7 @@ func startDemo(t *testing.T) *runningDemo {
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	go func() {
-		done <- cmdDemo(ctx, []string{"-dir", dir, "-listen", "127.0.0.1:0"}, stdout, stderr,
+		done <- cmdDemo(ctx, []string{"-dir", dir, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}, stdout, stderr,
 			func(addr string) { ready <- addr })
 	}()
 	d := &runningDemo{dir: dir, stdout: stdout, stderr: stderr}
@@ -111,7 +111,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("demo instructions lack the sign command or the URL:\n%s", help)
 	}
 	for _, f := range []string{"wsgate.yaml", "request.xml", "secrets/wsgate/trust/partners.json",
-		"secrets/wsgate/signing/partner.json", "secrets/wsgate/signing/gateway.json"} {
+		"secrets/wsgate/signing/partner.json"} {
 		if _, err := os.Stat(filepath.Join(d.dir, f)); err != nil {
 			t.Errorf("demo dir: %v", err)
 		}
@@ -276,6 +276,51 @@ func TestDemoRESTEndToEnd(t *testing.T) {
 	}
 }
 
+// The demo prints a working bridge call (read-write token; the read-only
+// one gets 403 from the route's scope rule) and its admin URLs.
+func TestDemoBridgeAndAdmin(t *testing.T) {
+	d := startDemo(t)
+	help := d.stdout.String()
+	rw := regexp.MustCompile(`curl -sS -H "Authorization: Bearer ([A-Za-z0-9_.-]+)" -H 'Content-Type: application/json' \\\n\s+-d '(\{[^']*\})' (\S+)\n`).FindStringSubmatch(help)
+	ro := regexp.MustCompile(`curl -sS -H "Authorization: Bearer ([A-Za-z0-9_.-]+)" (\S+)/rest/echo/hello\n`).FindStringSubmatch(help)
+	if rw == nil || ro == nil || rw[3] != d.base+"/bridge/partner/hello" {
+		t.Fatalf("demo instructions lack the bridge call:\n%s", help)
+	}
+	call := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, rw[3], strings.NewReader(rw[2]))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := call(rw[1]); code != http.StatusOK || !strings.Contains(body, "World") {
+		t.Errorf("bridge call with the read-write token: %d %s", code, body)
+	}
+	if code, body := call(ro[1]); code != http.StatusForbidden {
+		t.Errorf("bridge call with the read-only token: %d %s, want 403", code, body)
+	}
+	admin := regexp.MustCompile(`curl -sS (http://\S+)/healthz\n`).FindStringSubmatch(help)
+	if admin == nil || !strings.Contains(help, admin[1]+"/readyz") || !strings.Contains(help, admin[1]+"/metrics") {
+		t.Fatalf("demo instructions lack the admin URLs:\n%s", help)
+	}
+	for path, want := range map[string]string{"/healthz": `"ok"`, "/readyz": `"ready":true`, "/metrics": "wsgate_build_info"} {
+		res, err := http.Get(admin[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d %.200s", path, res.StatusCode, b)
+		}
+	}
+}
+
 func TestDemoReusesKeys(t *testing.T) {
 	dir := t.TempDir()
 	created, err := ensureDemoKeys(dir)
@@ -403,7 +448,7 @@ func TestDemoConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "wsgate.yaml")
-	writeTestFile(t, path, demoConfigFor("127.0.0.1:8080", "http://127.0.0.1:1", "http://127.0.0.1:2"))
+	writeTestFile(t, path, demoConfigFor("127.0.0.1:8080", "http://127.0.0.1:1", "http://127.0.0.1:2", "127.0.0.1:9090"))
 	code, out, _ := runCmd(t, "", "check-config", "-config", path)
 	if code != exitOK {
 		t.Errorf("demo config: exit %d\n%s", code, out)
@@ -451,7 +496,7 @@ routes:
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	stderr := &syncBuffer{}
-	go func() { done <- serveFile(ctx, path, stderr, func(a string) { ready <- a }) }()
+	go func() { done <- serveFile(ctx, path, stderr, func(a, _ string) { ready <- a }) }()
 	var addr string
 	select {
 	case addr = <-ready:
@@ -465,7 +510,7 @@ routes:
 		t.Fatal(err)
 	}
 	signCfg := filepath.Join(demoDir, "wsgate.yaml")
-	writeTestFile(t, signCfg, demoConfigFor("127.0.0.1:8080", "http://127.0.0.1:1", "http://127.0.0.1:2"))
+	writeTestFile(t, signCfg, demoConfigFor("127.0.0.1:8080", "http://127.0.0.1:1", "http://127.0.0.1:2", "127.0.0.1:9090"))
 	writeTestFile(t, filepath.Join(demoDir, "request.xml"), demoSample)
 	signed := (&runningDemo{dir: demoDir}).signed(t)
 	res, body := d.post(t, "/soap/orders", signed)

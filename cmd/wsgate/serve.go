@@ -29,9 +29,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // serveFile runs the proxy described by the config file at path until ctx
-// ends. ready, when set, is called with the bound listener address. SIGHUP
-// re-reads the file and the secrets (see reloadOnHangup).
-func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func(addr string)) int {
+// ends. ready, when set, is called with the bound listener addresses (the
+// admin one "" without admin_listen). SIGHUP re-reads the file and the
+// secrets (see reloadOnHangup).
+func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func(addr, adminAddr string)) int {
 	cfg, ok := loadConfig(cfgPath, stderr)
 	if !ok {
 		return exitFail
@@ -52,7 +53,11 @@ func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go reloadOnHangup(runCtx, g, cfgPath, hup)
-	if err := g.Serve(ctx, ready); err != nil {
+	var announce func(string)
+	if ready != nil {
+		announce = func(addr string) { ready(addr, g.AdminAddr()) }
+	}
+	if err := g.Serve(ctx, announce); err != nil {
 		logger.Error("serve failed", slog.String("error", err.Error()))
 		return exitFail
 	}

@@ -29,7 +29,7 @@ func startServe(t *testing.T, cfgPath string) *servedGateway {
 	logs := &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
-	go func() { done <- serveFile(ctx, cfgPath, logs, func(a string) { ready <- a }) }()
+	go func() { done <- serveFile(ctx, cfgPath, logs, func(a, _ string) { ready <- a }) }()
 	var addr string
 	select {
 	case addr = <-ready:
