@@ -357,7 +357,9 @@ func wss4j(t *testing.T) func(args ...string) []byte {
 	classpath := classes + ":" + strings.Join(cp, ":")
 	return func(args ...string) []byte {
 		t.Helper()
-		cmd := exec.Command("java", append([]string{"-cp", classpath, "WSS4JTool"}, args...)...)
+		// A short-lived tool: the client compiler and serial GC halve its start.
+		jvm := []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classpath, "WSS4JTool"}
+		cmd := exec.Command("java", append(jvm, args...)...)
 		b, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("WSS4JTool %s: %v\n%s", strings.Join(args, " "), err, b)
