@@ -51,8 +51,8 @@ func TestClaimPolicy(t *testing.T) {
 			m["realm_access"] = map[string]any{"roles": "administrator"} // whole value, not a substring
 		}, "realm_access.roles"},
 		{"DELETE", "/admin", func(m map[string]any) { m["realm_access"] = map[string]any{"roles": "admin"} }, ""}, // a string claim
-		{"DELETE", "/admin", func(m map[string]any) { m["realm_access"] = "admin" }, "realm_access.roles"},       // not an object
-		{"DELETE", "/admin", func(m map[string]any) { m["realm_access.roles"] = []any{"admin"} }, ""},           // literal dotted name
+		{"DELETE", "/admin", func(m map[string]any) { m["realm_access"] = "admin" }, "realm_access.roles"},        // not an object
+		{"DELETE", "/admin", func(m map[string]any) { m["realm_access.roles"] = []any{"admin"} }, ""},             // literal dotted name
 		{"GET", "/billing/7", nil, ""},
 		{"GET", "/billing/7", func(m map[string]any) { m["tier"] = "silver" }, "tier"}, // every path of a rule must hold
 		{"GET", "/billing/7/x", func(m map[string]any) { m["tier"] = "silver" }, ""},   // glob does not match
