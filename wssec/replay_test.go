@@ -227,3 +227,62 @@ func TestReplayUsernameTokenNonce(t *testing.T) {
 		t.Fatalf("a fresh nonce: %v", err)
 	}
 }
+
+// FuzzReplayReencoded re-encodes a golden SignatureValue (ECDSA: s or n-s;
+// white space of any kind anywhere in the base64): every such message
+// verifies on its own and is a replay of the original.
+func FuzzReplayReencoded(f *testing.F) {
+	type golden struct {
+		msg   []byte
+		value []byte
+		pub   *ecdsa.PublicKey
+	}
+	var messages []golden
+	for _, name := range []string{"valid-soap11-rsa", "valid-soap11-ecdsa", "valid-soap12-rsa"} {
+		msg := goldenMessage(f, name)
+		doc, err := parseXML(msg, Limits{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		value, err := decodeBase64(doc.FindElement("//SignatureValue").Text())
+		if err != nil {
+			f.Fatal(err)
+		}
+		g := golden{msg: msg, value: value}
+		if strings.Contains(name, "ecdsa") {
+			g.pub = goldenCert(f, "partner-ecdsa").PublicKey.(*ecdsa.PublicKey)
+		}
+		messages = append(messages, g)
+	}
+	f.Add(uint8(1), true, uint16(0), uint8(0), uint16(0))
+	f.Add(uint8(0), false, uint16(17), uint8(9), uint16(40))
+	f.Add(uint8(2), true, uint16(300), uint8(255), uint16(3))
+	f.Fuzz(func(t *testing.T, which uint8, flipS bool, pos uint16, ws uint8, pos2 uint16) {
+		g := messages[int(which)%len(messages)]
+		value := g.value
+		if flipS && g.pub != nil {
+			value = highLowS(t, value, g.pub)
+		}
+		enc := base64.StdEncoding.EncodeToString(value)
+		insert := func(s string, at uint16, w uint8) string {
+			i := int(at) % (len(s) + 1)
+			return s[:i] + strings.Repeat(string(" \t\n\r"[w%4]), int(w/4%4)+1) + s[i:]
+		}
+		enc = insert(insert(enc, pos, ws), pos2, ws/16)
+		variant := withSignatureValue(t, g.msg, enc)
+		alone := goldenVerifier(t, goldenCase{})
+		alone.Replay = NewMemoryReplayCache(alone.Now)
+		if _, err := alone.Verify(context.Background(), variant); err != nil {
+			t.Fatalf("re-encoded %q alone: %v", enc, err)
+		}
+		cache := NewMemoryReplayCache(alone.Now)
+		for i, msg := range [][]byte{g.msg, variant} {
+			v := goldenVerifier(t, goldenCase{})
+			v.Replay = cache
+			_, err := v.Verify(context.Background(), msg)
+			if want := []error{nil, ErrReplay}[i]; !errors.Is(err, want) {
+				t.Fatalf("message %d (%q): err = %v, want %v", i+1, enc, err, want)
+			}
+		}
+	})
+}
