@@ -46,7 +46,12 @@ routes:
     oauth: {issuer: "` + testIssuer + `", audience: [` + testAudience + `], jwks_secret: wsgate/jwks/hmac, algorithms: [HS256]}
     rate_limit: {per: client_ip, rate: 0.001, burst: 1}
   - {name: mtls, path_prefix: /mtls, upstream: "UPSTREAM", public: true, forward_client_cert: X-Client-Subject}
-  - {name: orders, path_prefix: /soap/orders, upstream: "UPSTREAM", soap: {trust: wsgate/trust/partners}}
+  - name: orders
+    path_prefix: /soap/orders
+    upstream: "UPSTREAM"
+    soap:
+      trust: wsgate/trust/partners
+      saml: {trust: wsgate/trust/partners, audience: ["urn:orders"], forward_attributes: {role: X-Saml-Role}}
   - name: orders-limited
     path_prefix: /soap/limited
     upstream: "UPSTREAM"
@@ -64,6 +69,7 @@ var forgedIdentity = map[string]string{
 	"x-user-email":     "root@example.com", // forward_claims of /api, reached through /pub
 	"X-Client-Subject": "CN=admin",         // forward_client_cert of /mtls
 	"x_client_subject": "CN=admin",
+	"x-saml-role":      "admin",  // soap.saml.forward_attributes of /soap/orders
 	"X-Internal-Token": "secret", // strip_request_headers
 	"x-internal-token": "secret",
 }

@@ -119,8 +119,8 @@ func (s headerSet) add(names ...string) {
 
 // identityHeaders are the headers no client may send: every header any
 // route of cfg sets from a verified identity (forward_claims,
-// forward_client_cert), the built-in X-Auth-* family (matched by prefix),
-// and strip_request_headers.
+// forward_client_cert, soap.saml.forward_attributes), the built-in X-Auth-*
+// family (matched by prefix), and strip_request_headers.
 func identityHeaders(cfg *config.Config) headerSet {
 	s := headerSet{}
 	s.add(cfg.StripRequestHeaders...)
@@ -129,6 +129,11 @@ func identityHeaders(cfg *config.Config) headerSet {
 		s.add(r.ForwardClientCert)
 		if r.OAuth != nil {
 			for _, h := range r.OAuth.ForwardClaims {
+				s.add(h)
+			}
+		}
+		if r.SOAP != nil && r.SOAP.SAML != nil {
+			for _, h := range r.SOAP.SAML.ForwardAttributes {
 				s.add(h)
 			}
 		}
