@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -222,4 +223,49 @@ func TestRefusalLogs(t *testing.T) {
 			t.Errorf("record %d: status %v, want %v", i, st, w.status)
 		}
 	}
+}
+
+// FuzzCheckForm: no form body or query makes checkForm/checkQuery panic;
+// a refusal is one of the sentinels; an accepted body is put back byte for
+// byte; and whatever url.ParseQuery finds named access_token or _method
+// (the names a backend reads) is refused.
+func FuzzCheckForm(f *testing.F) {
+	for _, s := range []string{"a=1", "access_token=x", "a=%zz&access.token=x", "_method=DELETE", "x[]=1&access_token[a]=2",
+		"--b\r\nContent-Disposition: form-data; name=\"access_token\"\r\n\r\nx\r\n--b--\r\n", "", "%", "&&=="} {
+		f.Add(s, "a=1", true)
+		f.Add(s, s, false)
+	}
+	h := &handler{o: Options{MaxFormBytes: 1 << 16}}
+	f.Fuzz(func(t *testing.T, body, query string, multi bool) {
+		ct := "application/x-www-form-urlencoded"
+		if multi {
+			ct = "multipart/form-data; boundary=b"
+		}
+		r := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(body))
+		r.URL.RawQuery = query
+		r.Header.Set("Content-Type", ct)
+		qerr := checkQuery(r)
+		ferr := h.checkForm(r)
+		for _, err := range []error{qerr, ferr} {
+			if err != nil && !errors.Is(err, oauth.ErrTokenInQuery) && !errors.Is(err, ErrTokenInBody) &&
+				!errors.Is(err, ErrMethodOverride) && !errors.Is(err, ErrUnreadableBody) && !errors.Is(err, ErrBodyTooLarge) {
+				t.Fatalf("unexpected error %v", err)
+			}
+		}
+		if q, _ := url.ParseQuery(query); qerr == nil && (q.Has("access_token") || q.Has("_method")) {
+			t.Fatalf("query %q passed", query)
+		}
+		if multi {
+			return
+		}
+		if ferr == nil {
+			got, _ := io.ReadAll(r.Body)
+			if string(got) != body {
+				t.Fatalf("body changed: %q -> %q", body, got)
+			}
+			if form, _ := url.ParseQuery(body); form.Has("access_token") || form.Has("_method") {
+				t.Fatalf("form %q passed", body)
+			}
+		}
+	})
 }
