@@ -33,6 +33,17 @@ type DecryptionIdentity interface {
 	Decrypter() crypto.Decrypter
 }
 
+// StaticIdentity is a DecryptionIdentity that does not change: a
+// certificate and its key (an *rsa.PrivateKey from a KV secret, or a
+// Decrypter that calls Vault Transit).
+type StaticIdentity struct {
+	Cert *x509.Certificate
+	Key  crypto.Decrypter
+}
+
+func (s StaticIdentity) Certificate() *x509.Certificate { return s.Cert }
+func (s StaticIdentity) Decrypter() crypto.Decrypter    { return s.Key }
+
 // DecryptPolicy is a route's inbound XML Encryption policy.
 type DecryptPolicy struct {
 	// Identity is required: the gateway's certificate and decryption key.

@@ -80,6 +80,17 @@ func EncryptBody(env *Envelope, cert *x509.Certificate, opts EncryptOptions) ([]
 	return writeDoc(doc)
 }
 
+// EncryptBodyBytes parses msg as a SOAP envelope within limits and
+// encrypts its Body content for cert; see EncryptBody.
+func EncryptBodyBytes(msg []byte, limits Limits, cert *x509.Certificate, opts EncryptOptions) ([]byte, error) {
+	env, err := ParseEnvelope(msg, limits)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Release()
+	return EncryptBody(env, cert, opts)
+}
+
 func writeDoc(doc *etree.Document) ([]byte, error) {
 	doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalText: true}
 	return doc.WriteToBytes()

@@ -831,3 +831,22 @@ func BenchmarkDecryptCBCFailures(b *testing.B) {
 		})
 	}
 }
+
+func TestEncBodyBytesAndStaticIdentity(t *testing.T) {
+	id := gatewayEnc(t)
+	msg, err := EncryptBodyBytes([]byte(encPlain12), Limits{}, id.cert, EncryptOptions{Now: encFixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DecryptPolicy{Identity: StaticIdentity{Cert: id.cert, Key: id.key}, RequireEncrypted: []Part{PartBody}}
+	env, _, err := decrypt(t, msg, p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if encBodyC14N(t, env) != encBodyC14N(t, encParse(t, []byte(encPlain12), Limits{})) {
+		t.Fatal("Body differs after the round trip")
+	}
+	if _, err := EncryptBodyBytes([]byte("<not-soap/>"), Limits{}, id.cert, EncryptOptions{}); !errors.Is(err, ErrNotEnvelope) {
+		t.Fatalf("not an envelope: err = %v", err)
+	}
+}
