@@ -100,7 +100,7 @@ func faultFor(err error, v wssec.SOAPVersion) fault {
 	if f, ok := bindingFault(err, v); ok {
 		return f
 	}
-	if !wssec.ClientError(err) || errors.Is(err, errSigningUnavailable) {
+	if !wssec.ClientError(err) || errors.Is(err, errSigningUnavailable) || errors.Is(err, errEncryptionUnavailable) {
 		return fault{status: http.StatusServiceUnavailable, version: v, class: classReceiver,
 			wsse: "InvalidSecurity", reason: reasonUnavailable, name: "InvalidSecurity"}
 	}

@@ -54,7 +54,7 @@ func (h *Handler) responseSigner() (*wssec.Signer, error) {
 // carries a wsse:Security header becomes a SOAP Fault (soap:Server /
 // env:Receiver, HTTP 502, or 504 when the upstream timed out). That fault
 // is the gateway's own and, like request rejections, is not signed.
-func (h *Handler) forwardSigned(w http.ResponseWriter, req *http.Request, id string, v wssec.SOAPVersion, s *wssec.Signer) {
+func (h *Handler) forwardSigned(w http.ResponseWriter, req *http.Request, id string, v wssec.SOAPVersion, s *protection) {
 	// Without Accept-Encoding the transport asks for gzip itself and
 	// decompresses, so the body arrives as XML.
 	req.Header.Del("Accept-Encoding")
@@ -125,7 +125,7 @@ func (h *Handler) runUpstream(buf *responseBuffer, req *http.Request) (complete 
 
 // signBuffered checks the buffered response and returns it signed, with
 // its SOAP version.
-func (h *Handler) signBuffered(buf *responseBuffer, complete bool, s *wssec.Signer) ([]byte, wssec.SOAPVersion, error) {
+func (h *Handler) signBuffered(buf *responseBuffer, complete bool, s *protection) ([]byte, wssec.SOAPVersion, error) {
 	switch {
 	case buf.overflow:
 		return nil, 0, fmt.Errorf("%w: over %d bytes", errResponseTooLarge, buf.limit)
@@ -141,9 +141,9 @@ func (h *Handler) signBuffered(buf *responseBuffer, complete bool, s *wssec.Sign
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w (HTTP %d): %w", errResponseNotSOAP, buf.status, err)
 	}
-	out, err := s.Sign(env)
+	out, err := s.apply(env)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", errResponseSign, err)
+		return nil, 0, err
 	}
 	return out, env.Version, nil
 }

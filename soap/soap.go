@@ -73,6 +73,15 @@ type Options struct {
 	MaxResponseBytes int64
 	// Now is the clock of response signatures; nil means time.Now.
 	Now func() time.Time
+	// EncryptResponse, when set, encrypts every upstream response's Body
+	// content for this certificate (soap.encrypt_response); with
+	// SignResponse the response is signed, then encrypted.
+	EncryptResponse CertificateSource
+	// ForwardAttributes maps a SAML attribute name (or wssec.SubjectAttribute,
+	// NameID) to the upstream header set from the verified assertion
+	// (soap.saml.forward_attributes). The headers are removed from every
+	// request first.
+	ForwardAttributes map[string]string
 
 	// Budget, when set, is the gateway's memory budget, shared by all its
 	// SOAP routes: a request holds MemoryFactor times the body it has
@@ -217,7 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := verified.Bytes(h.opts.StripSecurityHeader)
-	signer, username := "", verified.Username
+	signer, username, assertion := "", verified.Username, verified.Assertion
 	if verified.Signer != nil {
 		signer = verified.Signer.Subject.String()
 	}
@@ -231,15 +240,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The response signing key is fetched before the upstream is called: a
 	// request whose response could not be signed must not run at all.
-	var respSigner *wssec.Signer
-	if h.opts.SignResponse != nil {
-		if respSigner, err = h.responseSigner(); err != nil {
-			h.reject(w, r, id, env.Version, err)
-			return
-		}
+	protect, err := h.responseProtection()
+	if err != nil {
+		h.reject(w, r, id, env.Version, err)
+		return
 	}
 
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "soap request accepted",
+	attrs := []slog.Attr{
 		slog.String("route", h.opts.Route),
 		slog.String("request_id", id),
 		slog.String("soap_version", env.Version.String()),
@@ -247,12 +254,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("signer", signer),
 		slog.String("username", username),
 		slog.String("action", action),
-	)
+	}
+	if assertion != nil {
+		attrs = append(attrs, slog.String("assertion_id", assertion.ID),
+			slog.String("assertion_issuer", assertion.Issuer),
+			slog.String("assertion_subject", assertion.Subject),
+			slog.String("assertion_confirmation", assertion.Confirmation))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "soap request accepted", attrs...)
 
 	h.decide(r, reqscope.Accepted, "", nil)
 	up := forwardRequest(r, out, env.Version, action, id)
-	if respSigner != nil {
-		h.forwardSigned(w, up, id, env.Version, respSigner)
+	h.forwardAttributes(up, assertion, id)
+	if protect != nil {
+		h.forwardSigned(w, up, id, env.Version, protect)
 		return
 	}
 	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, up)
