@@ -75,6 +75,7 @@ func routeSecrets(r *config.Route) []string {
 	}
 	if s := r.SOAP; s != nil {
 		add(s.Trust, s.UsernameToken, s.SignResponse)
+		add(soapSecuritySecrets(s)...)
 	}
 	if o := r.OAuth; o != nil {
 		add(o.JWKSSecret)
@@ -88,6 +89,9 @@ func routeSecrets(r *config.Route) []string {
 		}
 		if b.VerifyResponse != nil {
 			add(b.VerifyResponse.Trust)
+		}
+		if b.Encrypt != nil {
+			add(b.Encrypt.Certificate)
 		}
 	}
 	if u := r.UpstreamTLS; u != nil {
@@ -156,6 +160,12 @@ func readinessOf(ctx context.Context, g *generation) readiness {
 		if ok, has := jwksLoaded[r.Name]; has && !ok {
 			rs.Ready = false
 			rs.NotLoaded = append(rs.NotLoaded, "jwks_url")
+		}
+		for _, c := range g.ready {
+			if c.route == r.Name && c.check(g.now()) != nil {
+				rs.Ready, st.Ready = false, false
+				rs.NotLoaded = append(rs.NotLoaded, c.what)
+			}
 		}
 		st.Routes = append(st.Routes, rs)
 	}

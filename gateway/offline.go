@@ -62,6 +62,10 @@ func Route(cfg *config.Config, name string, deps Deps) (*OfflineRoute, error) {
 	if r.SOAP != nil {
 		// Offline: no replay cache.
 		o.verifier = newVerifier(cfg, r, mgr, nil, deps.Now)
+		if err := secureVerifier(env, r, o.verifier); err != nil {
+			be.close()
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+		}
 	}
 	o.signer, o.signErr = signingSource(env, r)
 	return o, nil

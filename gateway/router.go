@@ -140,6 +140,7 @@ type generation struct {
 	budget *soap.Budget
 
 	transports []*http.Transport  // closed (idle connections) when replaced
+	ready      []readyCheck       // route readiness beyond secrets (see readinessOf)
 	stopFn     context.CancelFunc // ends this generation's refresh loops
 }
 
@@ -160,6 +161,9 @@ type routeEnv struct {
 	// transports collects the upstream transports built, so a reload can
 	// release their idle connections.
 	transports *[]*http.Transport
+	// ready collects route readiness checks beyond secrets (revocation
+	// lists); nil offline.
+	ready *[]readyCheck
 }
 
 // build turns a validated config into a generation. prev, the one in
@@ -206,7 +210,7 @@ func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, e
 		return nil, err
 	}
 	env := &routeEnv{cfg: cfg, baseDir: baseDir, secrets: g.secrets, vault: g.backend.vault, stores: st, metrics: gw.metrics,
-		now: now, logger: logger, budget: g.budget, transports: &g.transports}
+		now: now, logger: logger, budget: g.budget, transports: &g.transports, ready: &g.ready}
 
 	g.router = &router{}
 	for i := range cfg.Routes {
@@ -316,9 +320,13 @@ func buildSOAPRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.H
 		return nil, err
 	}
 	strip := r.SOAP.StripSecurityHeader == nil || *r.SOAP.StripSecurityHeader
+	verifier := newVerifier(cfg, r, env.secrets, env.stores.replay, env.now)
+	if err := secureVerifier(env, r, verifier); err != nil {
+		return nil, err
+	}
 	so := soap.Options{
 		Route:               r.Name,
-		Verifier:            newVerifier(cfg, r, env.secrets, env.stores.replay, env.now),
+		Verifier:            verifier,
 		Limits:              xmlLimits(cfg),
 		MaxBodyBytes:        cfg.Limits.MaxBodyBytes,
 		StripSecurityHeader: strip,
@@ -334,6 +342,7 @@ func buildSOAPRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.H
 		so.ResponseTTL = r.SOAP.Timestamp.TTL.D()
 		so.Now = env.now
 	}
+	secureSOAPOptions(env, r, &so)
 	return soap.New(so), nil
 }
 
