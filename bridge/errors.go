@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"wsgate/rest"
 	"wsgate/wssec"
 )
 
@@ -39,6 +40,9 @@ var (
 	ErrResponseTrustNotReady = errors.New("bridge: the trust anchors for upstream responses are not available")
 	ErrUpstreamFault         = errors.New("bridge: the SOAP upstream answered with a SOAP Fault")
 )
+
+// ErrorBody is the JSON error body of bridge routes: rest.WriteError's.
+type ErrorBody = rest.ErrorBody
 
 // reasons are the short, machine-readable reasons of the audit log and the
 // request's scope, one per sentinel.
