@@ -81,6 +81,12 @@ func StatusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests
+	case errors.Is(err, oauth.ErrReplayUnavailable), errors.Is(err, oauth.ErrAPIKeysUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, oauth.ErrClaimRequired), errors.Is(err, ErrCORSRefused):
+		return http.StatusForbidden
+	case errors.Is(err, ErrMultipleCredentials):
+		return http.StatusBadRequest
 	case errors.Is(err, oauth.ErrNoToken):
 		return http.StatusUnauthorized
 	case errors.Is(err, oauth.ErrMultipleAuthorization), errors.Is(err, oauth.ErrTokenInQuery),
@@ -130,8 +136,14 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, err error) {
 // describe returns the error code and generic description for status and
 // err, setting the challenge and Retry-After headers they call for.
 func describe(h http.Header, status int, err error) (code, desc string) {
+	var dc *dpopChallenge
+	dpop := errors.As(err, &dc)
 	challenge := func(code, desc string, extra ...string) {
 		parts := []string{`Bearer realm="` + Realm + `"`}
+		if dpop {
+			// RFC 9449 section 7.1: DPoP error="…", algs="…" (no realm).
+			parts = nil
+		}
 		if code != "" {
 			parts = append(parts, `error="`+code+`"`)
 			if desc != "" {
@@ -139,6 +151,11 @@ func describe(h http.Header, status int, err error) (code, desc string) {
 			}
 		}
 		parts = append(parts, extra...)
+		if dpop {
+			parts = append(parts, `algs="`+strings.Join(dc.algs, " ")+`"`)
+			h.Set("WWW-Authenticate", "DPoP "+strings.Join(parts, ", "))
+			return
+		}
 		h.Set("WWW-Authenticate", strings.Join(parts, ", "))
 	}
 	switch status {
@@ -155,6 +172,8 @@ func describe(h http.Header, status int, err error) (code, desc string) {
 			desc = "method override parameters are not accepted"
 		case errors.Is(err, ErrAmbiguousPath):
 			desc = "the request path is not canonical"
+		case errors.Is(err, ErrMultipleCredentials):
+			desc = "send one credential: an API key or an Authorization header"
 		default:
 			return code, desc
 		}
@@ -162,10 +181,27 @@ func describe(h http.Header, status int, err error) (code, desc string) {
 	case http.StatusUnauthorized:
 		if errors.Is(err, oauth.ErrNoToken) {
 			challenge("", "")
+			if errors.Is(err, ErrNoAPIKey) {
+				return "unauthorized", "an API key is required"
+			}
 			return "unauthorized", "a bearer token is required"
+		}
+		if errors.Is(err, oauth.ErrDPoPProof) || errors.Is(err, oauth.ErrDPoPReplay) {
+			code, desc = "invalid_dpop_proof", "the DPoP proof is invalid"
+			if errors.Is(err, oauth.ErrDPoPReplay) {
+				desc = "the DPoP proof was already used"
+			}
+			challenge(code, desc)
+			return code, desc
 		}
 		code, desc = "invalid_token", "the token is invalid"
 		switch {
+		case errors.Is(err, oauth.ErrInvalidAPIKey):
+			desc = "the API key is invalid"
+		case errors.Is(err, oauth.ErrDPoPRequired), errors.Is(err, oauth.ErrDPoPBinding):
+			desc = "the token must be used with a DPoP proof of its key"
+		case errors.Is(err, oauth.ErrCertificateBinding):
+			desc = "the token is not bound to this client certificate"
 		case errors.Is(err, oauth.ErrExpired):
 			desc = "the token has expired"
 		case errors.Is(err, oauth.ErrNotYetValid), errors.Is(err, oauth.ErrIssuedInFuture):
@@ -176,6 +212,9 @@ func describe(h http.Header, status int, err error) (code, desc string) {
 		challenge(code, desc)
 	case http.StatusForbidden:
 		var se *oauth.ScopeError
+		if errors.Is(err, oauth.ErrClaimRequired) {
+			return "access_denied", "the token does not grant access to this resource"
+		}
 		if !errors.As(err, &se) {
 			return "forbidden", "access denied"
 		}
@@ -203,7 +242,8 @@ func describe(h http.Header, status int, err error) (code, desc string) {
 	case http.StatusBadGateway:
 		return "bad_gateway", "the upstream service is unavailable"
 	case http.StatusServiceUnavailable:
-		if errors.Is(err, oauth.ErrKeysUnavailable) || errors.Is(err, oauth.ErrIntrospectionUnavailable) {
+		if errors.Is(err, oauth.ErrKeysUnavailable) || errors.Is(err, oauth.ErrIntrospectionUnavailable) ||
+			errors.Is(err, oauth.ErrReplayUnavailable) || errors.Is(err, oauth.ErrAPIKeysUnavailable) {
 			if h.Get("Retry-After") == "" {
 				h.Set("Retry-After", "30")
 			}

@@ -52,10 +52,30 @@ type Options struct {
 	Route string
 	// PathPrefix is the route's path_prefix; scope globs match the path under it.
 	PathPrefix string
-	// Validator is required.
+	// Validator validates access tokens; required unless APIKeys is set.
 	Validator Validator
 	// Scopes, when nil, requires only a valid token.
 	Scopes *oauth.ScopePolicy
+	// Claims, when set, are checked after the scopes (403 access_denied).
+	Claims *oauth.ClaimPolicy
+	// DPoP, when set, accepts Authorization: DPoP with a DPoP proof.
+	DPoP *oauth.DPoPVerifier
+	// DPoPRequired refuses bearer tokens: every token needs a DPoP proof.
+	DPoPRequired bool
+	// TrustForwardedProto reports whether r came from a trusted proxy,
+	// whose X-Forwarded-Proto then names the scheme of a DPoP proof's htu.
+	TrustForwardedProto func(r *http.Request) bool
+	// RequireCertificateBinding refuses tokens that are not bound (RFC
+	// 8705 cnf.x5t#S256) to this connection's client certificate. A token
+	// that is bound is checked whether or not this is set.
+	RequireCertificateBinding bool
+	// APIKeys, when set, accepts an API key in APIKeyHeader instead of a token.
+	APIKeys APIKeyValidator
+	// APIKeyHeader names the API key header; required with APIKeys.
+	APIKeyHeader string
+	// CORS, when set, answers preflights and adds CORS headers to every
+	// response to an allowed origin.
+	CORS *CORS
 	// ForwardClaims maps a claim name to the upstream header carrying it.
 	// Client-sent copies of these headers are always dropped.
 	ForwardClaims map[string]string
@@ -138,8 +158,17 @@ var upgradeHeaders = []string{"Connection", "Upgrade", "Http2-Settings"}
 // X-Request-ID header or a fresh ID, and the peer address) and reports its
 // decision there.
 func New(o Options) (http.Handler, error) {
-	if o.Validator == nil || o.Upstream == nil {
-		return nil, errors.New("rest: Validator and Upstream are required")
+	if (o.Validator == nil && o.APIKeys == nil) || o.Upstream == nil {
+		return nil, errors.New("rest: Validator (or APIKeys) and Upstream are required")
+	}
+	if o.APIKeys != nil {
+		canon := http.CanonicalHeaderKey(o.APIKeyHeader)
+		if !validHeaderName(o.APIKeyHeader) || reservedHeaders[canon] || canon == "Dpop" {
+			return nil, fmt.Errorf("rest: api_key header %q is not a usable header name", o.APIKeyHeader)
+		}
+	}
+	if o.DPoPRequired && o.DPoP == nil {
+		return nil, errors.New("rest: DPoPRequired needs DPoP")
 	}
 	switch o.RateLimitPer {
 	case "", PerSubject, PerClientIP, PerClientCert, PerRoute:
@@ -200,7 +229,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var tok *oauth.Token
 	var fp oauth.Fingerprint
 	var hasToken bool
+	var scheme string
 	refuse := func(err error) {
+		err = h.challengeFor(err, scheme)
 		status := StatusOf(err)
 		outcome, level := reqscope.Rejected, slog.LevelWarn
 		switch {
@@ -226,6 +257,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, status, err)
 	}
 
+	if h.o.CORS != nil {
+		// A preflight carries no credentials: answered here, never forwarded.
+		if IsPreflight(r) {
+			if err := h.o.CORS.Preflight(w, r); err != nil {
+				refuse(err)
+				return
+			}
+			scope.Decide(reqscope.Accepted, "cors_preflight")
+			return
+		}
+		w = h.o.CORS.Wrap(w, r)
+	}
+
 	rel, err := h.relativePath(r)
 	if err != nil {
 		refuse(err)
@@ -239,18 +283,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
-	raw, err := oauth.TokenFromRequest(r)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	hasToken, fp = true, oauth.FingerprintOf(raw)
-	tok, err = h.o.Validator.Validate(r.Context(), raw)
+	cred, err := h.authenticate(r)
+	tok, fp, hasToken, scheme = cred.tok, cred.fp, cred.has, cred.scheme
 	if err != nil {
 		refuse(err)
 		return
 	}
 	if err := h.o.Scopes.Check(r.Method, rel, tok.Scopes); err != nil {
+		refuse(err)
+		return
+	}
+	if err := h.o.Claims.Check(r.Method, rel, tok.Claims); err != nil {
 		refuse(err)
 		return
 	}
@@ -306,6 +349,10 @@ func reason(err error) string {
 		return "body_too_large"
 	case errors.Is(err, ErrUnreadableBody):
 		return "unreadable_body"
+	case errors.Is(err, ErrMultipleCredentials):
+		return "multiple_credentials"
+	case errors.Is(err, ErrCORSRefused):
+		return "cors_refused"
 	}
 	return oauth.Reason(err)
 }
@@ -481,6 +528,7 @@ func (h *handler) limit(r *http.Request, tok *oauth.Token) error {
 // went in dropClientHeaders).
 func (h *handler) rewrite(r *http.Request, tok *oauth.Token, reqID string) {
 	r.Header.Set(reqscope.Header, reqID)
+	h.dropCredentialHeaders(r)
 	if !h.o.KeepAuthorization {
 		r.Header.Del("Authorization")
 	}
