@@ -167,6 +167,11 @@ type Route struct {
 	KeepAuthorization bool `yaml:"keep_authorization"`
 	// RateLimit limits requests per subject, client IP, client certificate or route.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// APIKey accepts API keys (alone, or as an alternative to oauth's tokens).
+	APIKey *APIKey `yaml:"api_key"`
+	// CORS answers browser preflights before authentication and adds CORS headers to every
+	// response to an allowed origin (oauth and api_key routes).
+	CORS *CORS `yaml:"cors"`
 	// ForwardClientCert, when set, names the upstream header that carries the verified mTLS
 	// client certificate's subject DN (e.g. X-Client-Subject). Client-sent copies of the header
 	// are always dropped. Needs tls.client_ca.
@@ -324,6 +329,63 @@ type OAuth struct {
 	Scopes []ScopeRule `yaml:"scopes"`
 	// ForwardClaims maps a claim name to the upstream header that carries it.
 	ForwardClaims map[string]string `yaml:"forward_claims"`
+	// Discovery takes the key set URL (jwks_uri) from the issuer's metadata:
+	// <issuer>/.well-known/openid-configuration, else RFC 8414's oauth-authorization-server.
+	// Its issuer must equal issuer exactly. Exclusive with jwks_url and jwks_secret.
+	Discovery bool `yaml:"discovery"`
+	// Claims lists claim values required by method and path glob; every matching rule must
+	// hold (403 access_denied). A request no rule matches passes.
+	Claims []ClaimRule `yaml:"claims"`
+	// DPoP accepts RFC 9449 DPoP-bound tokens (Authorization: DPoP plus a DPoP proof).
+	DPoP *DPoP `yaml:"dpop"`
+	// RequireCertificateBinding refuses tokens whose cnf.x5t#S256 (RFC 8705) is not the
+	// SHA-256 of this connection's mTLS client certificate. Needs tls.client_ca. A token
+	// that carries cnf.x5t#S256 is checked either way.
+	RequireCertificateBinding bool `yaml:"require_certificate_binding"`
+}
+
+// ClaimRule requires claim values for requests matching Methods and Path.
+type ClaimRule struct {
+	// Methods are HTTP methods; empty means all.
+	Methods []string `yaml:"methods"`
+	// Path is a glob under the route prefix, as in scopes.
+	Path string `yaml:"path"`
+	// Require maps a dotted claim path (realm_access.roles) to values of which the claim
+	// (a string or an array of strings) must hold one, compared whole and case-sensitively.
+	// Every listed claim path must hold.
+	Require map[string][]string `yaml:"require"`
+}
+
+// DPoP configures RFC 9449 proof-of-possession.
+type DPoP struct {
+	// Required refuses bearer tokens: every token needs a DPoP proof of its key.
+	Required bool `yaml:"required"`
+	// MaxAge is the oldest proof accepted (iat); its jti is remembered that long in the
+	// replay store (Redis across replicas). Default 60s.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// APIKey accepts API keys checked against a secret.
+type APIKey struct {
+	// Secret is a KV secret with one field per key id, each a JSON string
+	// {"sha256": "<hex SHA-256 of the key>", "subject": "...", "scopes": ["..."]}.
+	Secret string `yaml:"secret"`
+	// Header carries the key. Default X-API-Key. It never reaches the upstream.
+	Header string `yaml:"header"`
+}
+
+// CORS is a route's browser cross-origin policy.
+type CORS struct {
+	// AllowOrigins are origins (https://app.example) or "*" (not with allow_credentials).
+	AllowOrigins []string `yaml:"allow_origins"`
+	// AllowMethods may be requested by a preflight. Default GET, HEAD, POST.
+	AllowMethods []string `yaml:"allow_methods"`
+	// AllowHeaders may be requested by a preflight (names compare case-insensitively).
+	AllowHeaders []string `yaml:"allow_headers"`
+	// AllowCredentials lets browsers send cookies and read credentialed answers.
+	AllowCredentials bool `yaml:"allow_credentials"`
+	// MaxAge lets browsers cache a preflight answer; 0 sends none.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Introspection configures RFC 7662 token introspection.

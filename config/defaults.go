@@ -25,6 +25,8 @@ const (
 	DefaultIntrospectTTL   = 60 * time.Second
 	DefaultSOAPVersion     = "1.1"
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultDPoPMaxAge      = 60 * time.Second
+	DefaultAPIKeyHeader    = "X-API-Key"
 )
 
 // SetDefaults fills every unset field with its default. Load calls it; code
@@ -77,6 +79,12 @@ func (r *Route) setDefaults() {
 			t := true
 			s.StripSecurityHeader = &t
 		}
+	}
+	if o := r.OAuth; o != nil && o.DPoP != nil {
+		setDur(&o.DPoP.MaxAge, DefaultDPoPMaxAge)
+	}
+	if k := r.APIKey; k != nil {
+		setStr(&k.Header, DefaultAPIKeyHeader)
 	}
 	if o := r.OAuth; o != nil {
 		setDur(&o.Leeway, DefaultLeeway)

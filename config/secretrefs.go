@@ -24,6 +24,8 @@ const (
 	SecretCRL SecretUse = "crl"
 	// SecretDeny: field certificates (PEM) and/or sha256 (hex thumbprints, one a line).
 	SecretDeny SecretUse = "deny"
+	// SecretAPIKeys: one field per key id, JSON {"sha256", "subject", "scopes"}.
+	SecretAPIKeys SecretUse = "api_keys"
 )
 
 // SecretRef is one KV secret the configuration names.
@@ -81,6 +83,9 @@ func (c *Config) SecretRefs() []SecretRef {
 			if o.Introspection != nil {
 				add(p+".oauth.introspection.client", o.Introspection.Client, SecretClient)
 			}
+		}
+		if k := r.APIKey; k != nil {
+			add(p+".api_key.secret", k.Secret, SecretAPIKeys)
 		}
 		if u := r.UpstreamTLS; u != nil {
 			add(p+".upstream_tls.ca", u.CA, SecretTrust)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FieldError is one configuration problem, located by its YAML path
@@ -62,7 +63,7 @@ func (r *Route) Kind() string {
 		return KindSOAP
 	case r.Bridge != nil:
 		return KindBridge
-	case r.OAuth != nil:
+	case r.OAuth != nil || r.APIKey != nil:
 		return KindREST
 	case r.Public:
 		return KindPublic
@@ -322,7 +323,7 @@ func (s *Secrets) validate(v *validator) {
 
 func (r *Route) validate(v *validator, p string, c *Config) {
 	switch {
-	case r.SOAP == nil && r.OAuth == nil && r.Bridge == nil && !r.Public:
+	case r.SOAP == nil && r.OAuth == nil && r.APIKey == nil && r.Bridge == nil && !r.Public:
 		v.add(p, "exactly one of soap, oauth, bridge or public: true is required")
 		return
 	case r.Public && (r.SOAP != nil || r.OAuth != nil || r.Bridge != nil):
@@ -330,6 +331,9 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 		return
 	case r.SOAP != nil && (r.OAuth != nil || r.Bridge != nil):
 		v.add(p, "soap cannot be combined with oauth or bridge")
+		return
+	case r.APIKey != nil && (r.Public || r.SOAP != nil):
+		v.add(p+".api_key", "only on oauth, bridge or API-key-only REST routes (not public or soap)")
 		return
 	}
 
@@ -355,13 +359,14 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	if r.Bridge != nil {
 		r.Bridge.validate(v, p+".bridge")
 	}
+	r.validateAuthz(v, p, c)
 	r.validateTLSKeys(v, p, c)
 	if r.KeepAuthorization && r.OAuth == nil {
 		v.add(p+".keep_authorization", "only meaningful with oauth")
 	}
 	if rl := r.RateLimit; rl != nil {
 		v.oneOf(p+".rate_limit.per", rl.Per, rateLimitPer)
-		if rl.Per == "subject" && r.OAuth == nil && r.SOAP == nil {
+		if rl.Per == "subject" && r.OAuth == nil && r.APIKey == nil && r.SOAP == nil {
 			v.add(p+".rate_limit.per", "subject needs an authenticated route (soap, oauth or bridge)")
 		}
 		if rl.Per == "client_cert" && (c.TLS == nil || c.TLS.ClientCA == "") {
@@ -469,19 +474,28 @@ func (o *OAuth) validate(v *validator, p string) {
 		v.required(fmt.Sprintf("%s.audience[%d]", p, i), a)
 	}
 
-	jwt := o.JWKSURL != "" || o.JWKSSecret != ""
+	jwt := o.JWKSURL != "" || o.JWKSSecret != "" || o.Discovery
 	switch {
 	case o.JWKSURL != "" && o.JWKSSecret != "":
 		v.add(p, "jwks_url and jwks_secret are mutually exclusive")
+	case o.Discovery && o.JWKSURL != "":
+		v.add(p+".discovery", "jwks_url and discovery are mutually exclusive")
+	case o.Discovery && o.JWKSSecret != "":
+		v.add(p+".discovery", "jwks_secret and discovery are mutually exclusive")
 	case !jwt && o.Introspection == nil:
 		v.add(p, "one of jwks_url, jwks_secret or introspection is required")
+	}
+	if o.Discovery && o.Issuer != "" {
+		if u, err := url.Parse(o.Issuer); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add(p+".issuer", "discovery needs an https issuer URL without query or fragment")
+		}
 	}
 	if o.JWKSURL != "" {
 		v.httpURL(p+".jwks_url", o.JWKSURL)
 	}
 	v.secretPath(p+".jwks_secret", o.JWKSSecret)
-	if o.JWKSCACert != "" && o.JWKSURL == "" {
-		v.add(p+".jwks_ca_cert", "only used with jwks_url")
+	if o.JWKSCACert != "" && o.JWKSURL == "" && !o.Discovery {
+		v.add(p+".jwks_ca_cert", "only used with jwks_url or discovery")
 	}
 
 	if jwt && len(o.Algorithms) == 0 {
@@ -601,4 +615,99 @@ func (b *Bridge) validate(v *validator, p string) {
 		}
 	}
 	b.Encrypt.validate(v, p+".encrypt")
+}
+
+// validateAuthz checks a route's claim rules, DPoP, certificate binding,
+// API key and CORS settings.
+func (r *Route) validateAuthz(v *validator, p string, c *Config) {
+	if o := r.OAuth; o != nil {
+		op := p + ".oauth"
+		for i, cr := range o.Claims {
+			cp := fmt.Sprintf("%s.claims[%d]", op, i)
+			for j, m := range cr.Methods {
+				if !slices.Contains(httpMethods, m) {
+					v.add(fmt.Sprintf("%s.methods[%d]", cp, j), "%q is not one of %s", m, strings.Join(httpMethods, ", "))
+				}
+			}
+			if v.required(cp+".path", cr.Path) && !strings.HasPrefix(cr.Path, "/") {
+				v.add(cp+".path", `must start with "/"`)
+			}
+			if len(cr.Require) == 0 {
+				v.add(cp+".require", "required: at least one claim path")
+			}
+			paths := make([]string, 0, len(cr.Require))
+			for k := range cr.Require {
+				paths = append(paths, k)
+			}
+			slices.Sort(paths)
+			for _, k := range paths {
+				kp := keyPath(cp+".require", k)
+				if k == "" || slices.Contains(strings.Split(k, "."), "") {
+					v.add(kp, "a claim path is dot-separated names, none empty")
+				}
+				if len(cr.Require[k]) == 0 || slices.Contains(cr.Require[k], "") {
+					v.add(kp, "required: at least one non-empty value")
+				}
+			}
+		}
+		if d := o.DPoP; d != nil {
+			switch {
+			case d.MaxAge < 0:
+				v.add(op+".dpop.max_age", "must not be negative")
+			case time.Duration(d.MaxAge) > time.Hour:
+				v.add(op+".dpop.max_age", "at most 1h: a proof is a one-time, fresh signature")
+			}
+		}
+		if o.RequireCertificateBinding && (c.TLS == nil || c.TLS.ClientCA == "") {
+			v.add(op+".require_certificate_binding", "needs tls.client_ca (the client certificate comes from mTLS)")
+		}
+	}
+	if k := r.APIKey; k != nil {
+		if v.required(p+".api_key.secret", k.Secret) {
+			v.secretPath(p+".api_key.secret", k.Secret)
+		}
+		canon := http.CanonicalHeaderKey(k.Header)
+		switch {
+		case !validHeaderName(k.Header):
+			v.add(p+".api_key.header", "%q is not a valid header name", k.Header)
+		case slices.Contains(reservedClaim, canon) || canon == "Dpop" || canon == "Origin":
+			v.add(p+".api_key.header", "%s is reserved", canon)
+		}
+	}
+	if cs := r.CORS; cs != nil {
+		cp := p + ".cors"
+		if r.OAuth == nil && r.APIKey == nil {
+			v.add(cp, "only on oauth or api_key routes")
+		}
+		if len(cs.AllowOrigins) == 0 {
+			v.add(cp+".allow_origins", "required: at least one origin")
+		}
+		for i, o := range cs.AllowOrigins {
+			ip := fmt.Sprintf("%s.allow_origins[%d]", cp, i)
+			if o == "*" {
+				if cs.AllowCredentials {
+					v.add(ip, `"*" cannot be combined with allow_credentials: name the origins`)
+				}
+				continue
+			}
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+				u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				v.add(ip, "%q is not an origin (scheme://host[:port])", o)
+			}
+		}
+		for i, m := range cs.AllowMethods {
+			if !slices.Contains(httpMethods, m) {
+				v.add(fmt.Sprintf("%s.allow_methods[%d]", cp, i), "%q is not one of %s", m, strings.Join(httpMethods, ", "))
+			}
+		}
+		for i, h := range cs.AllowHeaders {
+			if !validHeaderName(h) {
+				v.add(fmt.Sprintf("%s.allow_headers[%d]", cp, i), "%q is not a valid header name", h)
+			}
+		}
+		if cs.MaxAge < 0 {
+			v.add(cp+".max_age", "must not be negative")
+		}
+	}
 }

@@ -2,9 +2,12 @@ package secrets
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -22,6 +25,7 @@ const (
 	UseClient      Use = "client"      // client_id and client_secret
 	UseCRL         Use = "crl"         // crl: PEM (or DER) certificate revocation list
 	UseDeny        Use = "deny"        // certificates (PEM) and/or sha256 (hex thumbprints)
+	UseAPIKeys     Use = "api_keys"    // per key id: JSON {"sha256", "subject", "scopes"}
 )
 
 // ErrUnknownUse means Check was asked about a use it does not know.
@@ -131,6 +135,8 @@ func CheckFields(path string, fields map[string]string, use Use) error {
 			return &CheckError{Path: path, Reason: `no field "certificates" or "sha256"`, Err: ErrNotFound}
 		}
 		return nil
+	case UseAPIKeys:
+		return checkAPIKeys(path, fields)
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownUse, use)
 }
@@ -159,4 +165,35 @@ func (v *Vault) SecretIDWrapped(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("secrets: vault wrapping lookup: %w: %w", ErrUnavailable, compact(err))
 	}
 	return true, nil
+}
+
+// checkAPIKeys checks an API-key secret's shape (the gateway's oauth
+// package parses it the same way): one field per key id, each a JSON
+// object with a 64-hex-digit sha256 and a subject. It names key ids only.
+func checkAPIKeys(path string, fields map[string]string) error {
+	if len(fields) == 0 {
+		return &CheckError{Path: path, Reason: "no API keys (one field per key id)", Err: ErrNotFound}
+	}
+	var bad []string
+	for id, v := range fields {
+		var e struct {
+			SHA256  string   `json:"sha256"`
+			Subject string   `json:"subject"`
+			Scopes  []string `json:"scopes"`
+		}
+		d := json.NewDecoder(strings.NewReader(v))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&e); err != nil || len(e.SHA256) != 64 || e.Subject == "" {
+			bad = append(bad, fmt.Sprintf("%q", id))
+			continue
+		}
+		if _, err := hex.DecodeString(e.SHA256); err != nil {
+			bad = append(bad, fmt.Sprintf("%q", id))
+		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return &CheckError{Path: path, Reason: "field " + strings.Join(bad, ", ") + ` is not {"sha256": "<64 hex>", "subject": "...", "scopes": [...]}`, Err: ErrInvalidSecret}
+	}
+	return nil
 }
