@@ -95,6 +95,13 @@ type Options struct {
 	Identity IdentitySource
 	// SignatureTTL is the outbound Timestamp's lifetime; zero means the Signer's 300s.
 	SignatureTTL time.Duration
+	// EncryptFor, when set, encrypts the outbound Body content for the
+	// backend's certificate (bridge.encrypt), after signing: WSS4J's
+	// default order, so the backend decrypts, then verifies a signature
+	// over the plaintext it reads.
+	EncryptFor interface {
+		Certificate() (*x509.Certificate, error)
+	}
 	// VerifyResponse, when set, must verify every upstream response
 	// (signature over Body and Timestamp); nil accepts unsigned responses.
 	VerifyResponse *wssec.Verifier
@@ -339,7 +346,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, id string) resul
 		return fail(fmt.Errorf("%w: %w", ErrIdentityUnavailable, err))
 	}
 	signer := wssec.Signer{Chain: chain, Key: key, TTL: h.o.SignatureTTL, Now: h.o.Now}
-	signed, err := signer.Sign(env)
+	var signed []byte
+	if h.o.EncryptFor != nil {
+		cert, cerr := h.o.EncryptFor.Certificate()
+		if cerr != nil {
+			return fail(fmt.Errorf("%w: encryption certificate: %w", ErrIdentityUnavailable, cerr))
+		}
+		signed, err = wssec.SignThenEncrypt(env, &signer, cert, wssec.EncryptOptions{Now: h.o.Now})
+	} else {
+		signed, err = signer.Sign(env)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrSigning, err))
 	}

@@ -86,6 +86,9 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 		Logger:           env.logger, // the audit records name the route themselves
 		Now:              env.now,
 	}
+	if b.Encrypt != nil {
+		o.EncryptFor = newCertificateSource(env.secrets, b.Encrypt.Certificate)
+	}
 	if vr := b.VerifyResponse; vr != nil {
 		o.VerifyResponse = &wssec.Verifier{
 			Policy: wssec.Policy{
