@@ -32,6 +32,8 @@ type OfflineRoute struct {
 	verifier *wssec.Verifier
 	signer   bridge.IdentitySource
 	signErr  error
+	encCert  *certificateSource // bridge.encrypt or soap.encrypt_response; see Encrypt
+	encErr   error
 }
 
 // Route builds the named route of cfg for offline use, with the same
@@ -68,6 +70,7 @@ func Route(cfg *config.Config, name string, deps Deps) (*OfflineRoute, error) {
 		}
 	}
 	o.signer, o.signErr = signingSource(env, r)
+	o.encCert, o.encErr = encryptionSource(env, r)
 	return o, nil
 }
 

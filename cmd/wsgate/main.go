@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code = cmdSign(ctx, rest, stdin, stdout, errOut)
 	case "verify":
 		code = cmdVerify(ctx, rest, stdin, stdout, errOut)
+	case "encrypt":
+		code = cmdEncrypt(ctx, rest, stdin, stdout, errOut)
 	case "demo":
 		code = cmdDemo(ctx, rest, stdout, errOut, nil)
 	case "version":
@@ -124,7 +126,8 @@ func commands() []command {
 		{"check-config", "-config FILE [-secrets]", "print every problem of a configuration file as FILE: path.to.field: reason; " +
 			"-secrets also reads every secret it names"},
 		{"sign", "-config FILE -route NAME [-in F] [-out F]", "sign a SOAP envelope with the route's outbound identity"},
-		{"verify", "-config FILE -route NAME [-in F] [-at TIME]", "verify a SOAP envelope offline with the route's inbound policy"},
+		{"verify", "-config FILE -route NAME [-in F] [-at TIME]", "verify (and decrypt) a SOAP envelope offline with the route's inbound policy"},
+		{"encrypt", "-config FILE -route NAME [-in F] [-out F]", "sign and encrypt a SOAP envelope as the route's bridge.encrypt or soap.encrypt_response does"},
 		{"demo", "[-dir DIR] [-listen ADDR]", "run the embedded default with demo keys and upstreams"},
 		{"version", "", "print the version (release or VCS revision), the Go version and build information"},
 	}
