@@ -241,6 +241,15 @@ func buildRoute(env *routeEnv, r *config.Route) (*routeEntry, *jwksEntry, error)
 	if r.Kind() == config.KindSOAP {
 		e.writeError = soap.WriteError
 	}
+	if r.CORS != nil {
+		// The front door's own answers (429, 413, 500) carry the CORS
+		// headers too, so a browser app can read why it was refused.
+		c, err := newCORS(r.CORS)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.writeError = c.WrapErrorWriter(e.writeError)
+	}
 	if rl := r.RateLimit; rl != nil && rl.Per != rest.PerSubject {
 		lim, err := env.stores.newLimiter(r.Name, rl)
 		if err != nil {
