@@ -168,7 +168,12 @@ func ourSignResponseMessages(t *testing.T) []ourMsg {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/soap/orders", bytes.NewReader(req)))
+			hr := httptest.NewRequest(http.MethodPost, "/soap/orders", bytes.NewReader(req))
+			hr.Header.Set("Content-Type", soap.ContentType11)
+			if soap12 {
+				hr.Header.Set("Content-Type", soap.ContentType12)
+			}
+			h.ServeHTTP(rec, hr)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("sign_response %s soap12=%v: %d %s", signer, soap12, rec.Code, rec.Body)
 			}

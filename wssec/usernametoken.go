@@ -94,5 +94,7 @@ func (v *Verifier) checkUsernameToken(ctx context.Context, security *etree.Eleme
 			return "", fmt.Errorf("%w: UsernameToken nonce reused", ErrReplay)
 		}
 	}
-	return username, nil
+	// The name is a slice of the request text: a copy lets a caller keep it
+	// without keeping the whole message.
+	return strings.Clone(username), nil
 }
