@@ -84,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code = cmdDemo(ctx, rest, stdout, errOut, nil)
 	case "version":
 		code = cmdVersion(rest, stdout, errOut)
+	case "apikey":
+		code = cmdAPIKey(rest, stdout, errOut)
 	default:
 		fmt.Fprintf(stderr, "wsgate: unknown command %q\n", cmd)
 		usage(stderr)
@@ -129,6 +131,7 @@ func commands() []command {
 		{"verify", "-config FILE -route NAME [-in F] [-at TIME]", "verify (and decrypt) a SOAP envelope offline with the route's inbound policy"},
 		{"encrypt", "-config FILE -route NAME [-in F] [-out F]", "sign and encrypt a SOAP envelope as the route's bridge.encrypt or soap.encrypt_response does"},
 		{"demo", "[-dir DIR] [-listen ADDR]", "run the embedded default with demo keys and upstreams"},
+		{"apikey", "new [-id ID] [-subject SUB] [-scopes 'A B']", "print a fresh API key and the JSON to store under its id in a route's api_key secret"},
 		{"version", "", "print the version (release or VCS revision), the Go version and build information"},
 	}
 }
