@@ -181,6 +181,14 @@ type Route struct {
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
 	// Bridge turns JSON requests into signed SOAP calls.
 	Bridge *Bridge `yaml:"bridge"`
+	// OpenAPI is an OpenAPI 3 document (YAML or JSON; relative to the config file) that
+	// requests on a REST or bridge route must match (path under path_prefix, method,
+	// parameters, JSON body), checked after authentication and before the upstream. Its
+	// $refs are read from local files only; its servers and security schemes are ignored.
+	OpenAPI string `yaml:"openapi"`
+	// OpenAPIResponses also checks upstream responses against the openapi document
+	// (status, headers, body; buffered up to limits.max_body_bytes): a violation is 502.
+	OpenAPIResponses bool `yaml:"openapi_responses"`
 }
 
 // UpstreamTLS configures how wsgate connects to an https upstream.

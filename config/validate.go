@@ -361,6 +361,12 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	}
 	r.validateAuthz(v, p, c)
 	r.validateTLSKeys(v, p, c)
+	if r.OpenAPI != "" && r.Kind() != KindREST && r.Kind() != KindBridge {
+		v.add(p+".openapi", "only on oauth, api_key or bridge routes")
+	}
+	if r.OpenAPIResponses && r.OpenAPI == "" {
+		v.add(p+".openapi_responses", "needs openapi")
+	}
 	if r.KeepAuthorization && r.OAuth == nil {
 		v.add(p+".keep_authorization", "only meaningful with oauth")
 	}
