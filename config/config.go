@@ -117,7 +117,7 @@ type Vault struct {
 
 // VaultAuth selects a Vault auth method.
 type VaultAuth struct {
-	// Method is token or approle. Default token.
+	// Method is token, approle, jwt or kubernetes (the last two log in with a service-account JWT). Default token.
 	Method string `yaml:"method"`
 	// TokenFile holds the token; empty means the VAULT_TOKEN environment variable.
 	TokenFile string `yaml:"token_file"`
@@ -125,6 +125,12 @@ type VaultAuth struct {
 	RoleID string `yaml:"role_id"`
 	// SecretIDFile holds the AppRole secret ID (plain or response-wrapped).
 	SecretIDFile string `yaml:"secret_id_file"`
+	// Role is the Vault role to log in as (jwt and kubernetes methods).
+	Role string `yaml:"role"`
+	// JWTFile holds the JWT for jwt and kubernetes logins, re-read at each login (the kubelet rotates it). Default for kubernetes: /var/run/secrets/kubernetes.io/serviceaccount/token.
+	JWTFile string `yaml:"jwt_file"`
+	// Mount is the auth method's mount path in Vault. Default: the method's name (approle, jwt, kubernetes).
+	Mount string `yaml:"mount"`
 }
 
 // File configures the file secrets backend.

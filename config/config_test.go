@@ -195,7 +195,7 @@ func TestValidateInvalid(t *testing.T) {
 			c.Secrets.Backend = "vault"
 			c.Secrets.Vault.Address = "https://vault:8200"
 			c.Secrets.Vault.Auth.Method = "ldap"
-		}, []string{`secrets.vault.auth.method: "ldap" is not one of token, approle`}},
+		}, []string{`secrets.vault.auth.method: "ldap" is not one of token, approle, jwt, kubernetes`}},
 		{"redis", func(c *Config) { c.Replay.Store = "redis" }, []string{"replay.redis.address: required"}},
 		{"replay store", func(c *Config) { c.Replay.Store = "disk" }, []string{`replay.store: "disk" is not one of memory, redis`}},
 		{"no routes", func(c *Config) { c.Routes = nil }, []string{"routes: required: at least one route"}},

@@ -89,7 +89,7 @@ var (
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"json", "text"}
 	soapVersions  = []string{"1.1", "1.2"}
-	vaultMethods  = []string{"token", "approle"}
+	vaultMethods  = []string{"token", "approle", "jwt", "kubernetes"}
 	backends      = []string{"vault", "file"}
 	replayStores  = []string{"memory", "redis"}
 	reservedClaim = []string{ // headers a forwarded claim must never overwrite
@@ -314,9 +314,18 @@ func (s *Secrets) validate(v *validator) {
 		v.required("secrets.vault.kv_mount", s.Vault.KVMount)
 		a := s.Vault.Auth
 		v.oneOf("secrets.vault.auth.method", a.Method, vaultMethods)
-		if a.Method == "approle" {
+		switch a.Method {
+		case "approle":
 			v.required("secrets.vault.auth.role_id", a.RoleID)
 			v.required("secrets.vault.auth.secret_id_file", a.SecretIDFile)
+		case "jwt":
+			v.required("secrets.vault.auth.role", a.Role)
+			v.required("secrets.vault.auth.jwt_file", a.JWTFile)
+		case "kubernetes":
+			v.required("secrets.vault.auth.role", a.Role)
+		}
+		if a.Mount != "" && (strings.Trim(a.Mount, "/") != a.Mount || strings.Contains(a.Mount, "..")) {
+			v.add("secrets.vault.auth.mount", "must be a plain mount path (no leading or trailing /, no ..)")
 		}
 	}
 }
