@@ -375,6 +375,9 @@ func buildBridgeRoute(env *routeEnv, r *config.Route, onError errorWriter) (http
 	if err != nil {
 		return nil, nil, err
 	}
+	if b, err = withOpenAPI(env, r, b, onError); err != nil {
+		return nil, nil, err
+	}
 	return buildOAuthEdge(env, r, b, onError)
 }
 

@@ -47,6 +47,9 @@ func buildRESTRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.H
 	if err != nil {
 		return nil, nil, err
 	}
+	if up, err = withOpenAPI(env, r, up, onError); err != nil {
+		return nil, nil, err
+	}
 	return buildOAuthEdge(env, r, up, onError)
 }
 
