@@ -10,6 +10,13 @@
 // bound to the key's type; iss, aud, exp (required), nbf and iat are checked
 // with a leeway; and a cached result is honoured only while the key that
 // verified it is still in the key set.
+//
+// Beyond the token itself: key sets found by OIDC / RFC 8414 discovery
+// (DiscoverySource), claim rules on dotted claim paths (ClaimPolicy), RFC
+// 9068's required claims where typ is at+jwt, DPoP proofs (RFC 9449,
+// DPoPVerifier, with jti replay through a ReplayStore), certificate-bound
+// tokens (RFC 8705, CheckCertificateBinding) and API keys stored as SHA-256
+// entries in a secret (APIKeys).
 package oauth
 
 import (

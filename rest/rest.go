@@ -4,6 +4,10 @@
 // hands the request to the upstream handler (the shared reverse proxy or a
 // bridge). Refusals follow RFC 6750 and never reach the upstream. WriteError
 // is the JSON error renderer of every REST and bridge route.
+//
+// A route may also take API keys instead of (or besides) tokens, check
+// claim rules, require DPoP proofs (RFC 9449) or certificate-bound tokens
+// (RFC 8705), and answer CORS preflights before any authentication (CORS).
 package rest
 
 import (
