@@ -104,6 +104,12 @@ func TestAuthzInvalid(t *testing.T) {
 			[]string{"routes[0].oauth.require_certificate_binding: needs tls.client_ca (the client certificate comes from mTLS)"}},
 		{"api_key", func(c *Config) { c.Routes[1].APIKey = &APIKey{Secret: "/abs", Header: "Authorization"} },
 			[]string{"routes[1].api_key.secret: " + badSecret, "routes[1].api_key.header: Authorization is reserved"}},
+		{"api_key header in the identity family", func(c *Config) { c.Routes[1].APIKey.Header = "x-auth-key" },
+			[]string{"routes[1].api_key.header: X-Auth-* headers are identity headers the gateway sets, never a client"}},
+		{"api_key header carries a claim", func(c *Config) {
+			c.Routes[0].OAuth.ForwardClaims = map[string]string{"sub": "X-Key"}
+			c.Routes[0].APIKey.Header = "x_key"
+		}, []string{"routes[0].api_key.header: X-Key also carries a forwarded claim"}},
 		{"api_key on a public route", func(c *Config) { c.Routes[1].Public = true },
 			[]string{"routes[1].api_key: only on oauth, bridge or API-key-only REST routes (not public or soap)"}},
 		{"cors * with credentials", func(c *Config) { c.Routes[0].CORS.AllowOrigins = []string{"*"} },

@@ -681,12 +681,19 @@ func (r *Route) validateAuthz(v *validator, p string, c *Config) {
 		if v.required(p+".api_key.secret", k.Secret) {
 			v.secretPath(p+".api_key.secret", k.Secret)
 		}
-		canon := http.CanonicalHeaderKey(k.Header)
+		canon := http.CanonicalHeaderKey(strings.ReplaceAll(k.Header, "_", "-"))
 		switch {
 		case !validHeaderName(k.Header):
 			v.add(p+".api_key.header", "%q is not a valid header name", k.Header)
 		case slices.Contains(reservedClaim, canon) || canon == "Dpop" || canon == "Origin":
 			v.add(p+".api_key.header", "%s is reserved", canon)
+		case strings.HasPrefix(canon, "X-Auth-"):
+			// The front door removes the X-Auth-* identity family from every request.
+			v.add(p+".api_key.header", "X-Auth-* headers are identity headers the gateway sets, never a client")
+		case r.OAuth != nil && slices.ContainsFunc(mapValues(r.OAuth.ForwardClaims), func(h string) bool {
+			return http.CanonicalHeaderKey(strings.ReplaceAll(h, "_", "-")) == canon
+		}):
+			v.add(p+".api_key.header", "%s also carries a forwarded claim", canon)
 		}
 	}
 	if cs := r.CORS; cs != nil {
