@@ -159,3 +159,27 @@ func TestSecretRefsSecurity(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseHeaderQName: whatever it accepts has a namespace without
+// surrounding space and a local name that is * (empty) or an NCName, and
+// formats back to the input.
+func FuzzParseHeaderQName(f *testing.F) {
+	for _, s := range []string{"{urn:a}B", "{urn:a}*", "{}B", "{urn:a}", "B", "{{x}}y", "{urn:a}p:B", "{urn:a}é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := ParseHeaderQName(s)
+		if err != nil {
+			return
+		}
+		local := q.Local
+		if local == "" {
+			local = "*"
+		} else if !ncName(local) {
+			t.Fatalf("%q: local %q accepted", s, local)
+		}
+		if q.Namespace == "" || strings.TrimSpace(q.Namespace) != q.Namespace || "{"+q.Namespace+"}"+local != s {
+			t.Fatalf("%q parsed as %+v", s, q)
+		}
+	})
+}

@@ -129,7 +129,10 @@ func CheckFields(path string, fields map[string]string, use Use) error {
 	case UseClient:
 		return need("client_id", "client_secret")
 	case UseCRL:
-		return need("crl")
+		if err := need("crl"); err != nil {
+			return err
+		}
+		return parsed(checkCRL(path, fields["crl"]))
 	case UseDeny:
 		if fields["certificates"] == "" && fields["sha256"] == "" {
 			return &CheckError{Path: path, Reason: `no field "certificates" or "sha256"`, Err: ErrNotFound}
