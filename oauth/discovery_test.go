@@ -207,3 +207,38 @@ func TestDiscoveryRefreshKeepsLastGood(t *testing.T) {
 		t.Fatalf("token under the dropped keys: %v", err)
 	}
 }
+
+// TestDiscoveryRun: the refresh loop loads the document and the key set at
+// once and stops with its context.
+func TestDiscoveryRun(t *testing.T) {
+	k := tk(t)
+	idp := newTestIdP(t)
+	idp.jwks["/keys"] = jwkJSON(t, pubJWK("k1", "RS256", k.rsa))
+	idp.setDoc("/.well-known/openid-configuration", idp.URL, "/keys")
+	src, err := NewDiscoverySource(DiscoveryOptions{Issuer: idp.URL, Client: idp.Client(), Now: newClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ok, _, err := src.Status(); ok && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not load the key set")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop with its context")
+	}
+	if idp.docHits.Load() != 1 || idp.jwksHits.Load() != 1 {
+		t.Fatalf("fetches: %d documents, %d key sets", idp.docHits.Load(), idp.jwksHits.Load())
+	}
+}
