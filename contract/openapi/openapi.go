@@ -429,66 +429,72 @@ func location(err error) string {
 
 // checkJSON refuses a JSON text two parsers could read differently: a
 // duplicate key in an object (first-wins vs last-wins), invalid UTF-8
-// (replaced by U+FFFD in Go, kept by others), nesting past maxDepth.
+// (replaced by U+FFFD in Go, kept by others), nesting past maxDepth, more
+// than one value. json.Valid checks the grammar first, so the scan below
+// only has to find strings, keys and brackets.
 func checkJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return errors.New("invalid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
+	if !json.Valid(b) {
+		return errors.New("not one JSON value")
+	}
 	type frame struct {
 		object bool
 		keys   map[string]struct{}
-		expect bool // object: the next string token is a key
 	}
 	var stack []frame
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(stack) != 0 || values != 1 {
-				return errors.New("not one JSON value")
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return fmt.Errorf("nested deeper than %d", maxDepth)
 			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(stack) == 0 {
-			if values++; values > 1 {
-				return errors.New("more than one JSON value")
-			}
-		}
-		top := len(stack) - 1
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if top >= 0 && stack[top].object {
-					stack[top].expect = true
+			stack = append(stack, frame{object: b[i] == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case '"':
+			start := i
+			escaped := false
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					escaped = true
+					i++
 				}
-				if len(stack) >= maxDepth {
-					return fmt.Errorf("nested deeper than %d", maxDepth)
-				}
-				stack = append(stack, frame{object: d == '{', keys: map[string]struct{}{}, expect: true})
-			default:
-				stack = stack[:top]
 			}
-			continue
-		}
-		if top < 0 || !stack[top].object {
-			continue
-		}
-		if stack[top].expect {
-			k, _ := tok.(string)
+			top := len(stack) - 1
+			if top < 0 || !stack[top].object || !followedByColon(b[i+1:]) {
+				continue
+			}
+			k := string(b[start+1 : i])
+			if escaped {
+				if err := json.Unmarshal(b[start:i+1], &k); err != nil {
+					return err
+				}
+			}
+			if stack[top].keys == nil {
+				stack[top].keys = map[string]struct{}{}
+			}
 			if _, dup := stack[top].keys[k]; dup {
 				return fmt.Errorf("duplicate key %q", truncate(k))
 			}
 			stack[top].keys[k] = struct{}{}
-			stack[top].expect = false
+		}
+	}
+	return nil
+}
+
+// followedByColon reports whether the next non-space byte is ':' (the
+// string before it was an object key).
+func followedByColon(rest []byte) bool {
+	for _, c := range rest {
+		switch c {
+		case ' ', '\t', '\n', '\r':
 			continue
 		}
-		stack[top].expect = true
+		return c == ':'
 	}
+	return false
 }
 
 func truncate(s string) string {
