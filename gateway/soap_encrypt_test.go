@@ -147,3 +147,14 @@ routes:
 		t.Errorf("backend: %v\n%s", verr, got)
 	}
 }
+
+// A response that could not be encrypted must not be produced at all: with
+// the certificate secret missing the request gets the 503 fault and never
+// reaches the upstream.
+func TestSOAPEncryptResponseUnavailable(t *testing.T) {
+	g, up, _ := securityGateway(t, `      encrypt_response: {certificate: wsgate/partners/missing}`, nil)
+	w := postTestdata(t, g, "valid-soap11-rsa.xml", nil)
+	if w.Code != http.StatusServiceUnavailable || up.hits.Load() != 0 || !strings.Contains(w.Body.String(), "Fault") {
+		t.Errorf("%d %s (upstream hits %d)", w.Code, w.Body, up.hits.Load())
+	}
+}
