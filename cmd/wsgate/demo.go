@@ -22,6 +22,7 @@ import (
 
 	"wsgate/internal/demo"
 	"wsgate/internal/pki"
+	"wsgate/oauth"
 	"wsgate/secrets"
 )
 
@@ -31,6 +32,7 @@ const (
 	demoPartnerPath  = "wsgate/signing/partner"
 	demoJWKSPath     = "wsgate/jwks/demo"
 	demoTokenKeyPath = "wsgate/demo/token-signer"
+	demoAPIKeysPath  = "wsgate/apikeys/demo"
 )
 
 // The demo's bearer tokens: who issues them, for whom, and what they grant.
@@ -100,6 +102,16 @@ routes:
         - {methods: [GET, HEAD], path: "/**", any_of: [echo.read]}
         - {methods: [POST, PUT, PATCH, DELETE], path: "/**", any_of: [echo.write]}
       forward_claims: {sub: X-Auth-Subject, scope: X-Auth-Scopes, client_id: X-Auth-Client}
+      # Beyond scopes: DELETE under /admin also needs the admin role (the
+      # demo tokens have none: 403 access_denied).
+      claims:
+        - {methods: [DELETE], path: "/admin/**", require: {"realm_access.roles": [admin]}}
+    # Or an API key instead of a token (secrets/wsgate/apikeys/demo.json holds
+    # only its SHA-256; "wsgate apikey new" makes more).
+    api_key: {secret: wsgate/apikeys/demo, header: X-API-Key}
+    # Browser apps on http://localhost:3000 may call it; preflights are
+    # answered here, before any token is asked for.
+    cors: {allow_origins: ["http://localhost:3000"], allow_methods: [GET, POST], allow_headers: [Authorization, X-API-Key], max_age: 10m}
     rate_limit: {per: subject, rate: 10, burst: 20}
   # Plain reverse proxy to the same echo service, no checks.
   - name: public-echo
@@ -145,6 +157,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
 		return exitFail
 	}
+	apiKey, err := ensureDemoAPIKey(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return exitFail
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -186,7 +203,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 	}
 	announce := func(addr, adminAddr string) {
 		printDemoHelp(stdout, demoHelp{dir: *dir, addr: addr, adminAddr: adminAddr, keys: keys,
-			readToken: readToken, writeToken: writeToken})
+			readToken: readToken, writeToken: writeToken, apiKey: apiKey})
 		if ready != nil {
 			ready(addr)
 		}
@@ -198,6 +215,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 type demoHelp struct {
 	dir, addr, adminAddr, keys string
 	readToken, writeToken      string
+	apiKey                     string
 }
 
 // printDemoHelp tells a newcomer how to send requests through the demo.
@@ -241,6 +259,17 @@ Call the SOAP echo through the REST -> SOAP bridge with the read-write token
 The public REST echo (no checks; a client-sent X-Auth-Subject is dropped):
   curl -sS -H 'X-Auth-Subject: admin' %[1]s/public/echo/hello
 `, base, h.dir, cfg, req, h.keys, h.readToken, demoSubject, demoScope, h.writeToken)
+	fmt.Fprintf(w, `
+Beyond scopes on the REST echo:
+  # a claim rule: DELETE /admin/** needs realm_access.roles admin (403 access_denied)
+  curl -sS -X DELETE -H "Authorization: Bearer %[2]s" %[1]s/rest/echo/admin/users/7
+  # an API key instead of a token (subject demo-batch, scope echo.read; the key never reaches the echo)
+  curl -sS -H "X-API-Key: %[3]s" %[1]s/rest/echo/hello
+  # a CORS preflight, answered by wsgate without any token (204 with the allow headers)
+  curl -sS -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: GET' %[1]s/rest/echo/hello
+  # DPoP (RFC 9449) and certificate-bound tokens (RFC 8705) need an IdP that binds tokens to a key:
+  # see the README section "Beyond scopes" for oauth.dpop and oauth.require_certificate_binding.
+`, base, h.writeToken, h.apiKey)
 	if h.adminAddr != "" {
 		admin := "http://" + h.adminAddr
 		fmt.Fprintf(w, `
@@ -368,6 +397,39 @@ func ensureDemoKeys(dir string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// ensureDemoAPIKey returns the demo API key, creating it (and the api_key
+// secret holding only its SHA-256) on the first run. The key itself is kept
+// in apikey.txt for the printed instructions: a demo convenience, where a
+// real key is shown once by "wsgate apikey new" and stored nowhere.
+func ensureDemoAPIKey(dir string) (string, error) {
+	keyFile := filepath.Join(dir, "apikey.txt")
+	secret := secretFile(filepath.Join(dir, "secrets"), demoAPIKeysPath)
+	if b, err := os.ReadFile(keyFile); err == nil {
+		if _, err := os.Stat(secret); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	key, sum, err := oauth.NewAPIKey()
+	if err != nil {
+		return "", err
+	}
+	entry, err := oauth.APIKeyEntryJSON(sum, "demo-batch", []string{demoScope})
+	if err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(map[string]string{"demo-batch": entry}, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := writeFile(secret, append(data, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	if err := writeFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // secretFile is where the file backend keeps the secret at path.
