@@ -6,6 +6,8 @@ package metrics
 import (
 	"runtime"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +161,72 @@ func New(reg prometheus.Registerer, src Sources, now func() time.Time) (*Metrics
 func (m *Metrics) Request(route, protocol, outcome string, d time.Duration) {
 	m.requests.WithLabelValues(route, protocol, outcome).Inc()
 	m.duration.WithLabelValues(route, protocol).Observe(d.Seconds())
+}
+
+// Route is one route's request and upstream series, each looked up once and
+// kept: the front door records every request, and WithLabelValues hashes
+// the labels and takes the vector's lock on every call. A series still
+// appears only when first recorded. Safe for concurrent use.
+type Route struct {
+	m               *Metrics
+	route, protocol string
+	duration        atomic.Pointer[observer]
+	upstream        atomic.Pointer[observer]
+	requests        atomic.Pointer[map[string]prometheus.Counter] // by outcome; replaced, never changed
+	mu              sync.Mutex                                    // serializes replacing requests
+}
+
+type observer struct{ prometheus.Observer }
+
+// Route returns the series of one route (route "none", protocol "none" for
+// requests no route matched), to be built once per route and kept.
+func (m *Metrics) Route(route, protocol string) *Route {
+	return &Route{m: m, route: route, protocol: protocol}
+}
+
+// Request records one handled request, as Metrics.Request does.
+func (r *Route) Request(outcome string, d time.Duration) {
+	r.counter(outcome).Inc()
+	o := r.duration.Load()
+	if o == nil {
+		o = &observer{r.m.duration.WithLabelValues(r.route, r.protocol)}
+		r.duration.Store(o) // a racing store holds the same series
+	}
+	o.Observe(d.Seconds())
+}
+
+// Upstream records one upstream round trip, as Metrics.Upstream does.
+func (r *Route) Upstream(d time.Duration) {
+	o := r.upstream.Load()
+	if o == nil {
+		o = &observer{r.m.upstream.WithLabelValues(r.route)}
+		r.upstream.Store(o)
+	}
+	o.Observe(d.Seconds())
+}
+
+func (r *Route) counter(outcome string) prometheus.Counter {
+	if byOutcome := r.requests.Load(); byOutcome != nil {
+		if c, ok := (*byOutcome)[outcome]; ok {
+			return c
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.requests.Load()
+	next := map[string]prometheus.Counter{}
+	if old != nil {
+		if c, ok := (*old)[outcome]; ok {
+			return c
+		}
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	c := r.m.requests.WithLabelValues(r.route, r.protocol, outcome)
+	next[outcome] = c
+	r.requests.Store(&next)
+	return c
 }
 
 // Rejection records one security refusal; reason must be a short stable code.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMetrics(t *testing.T) {
@@ -76,4 +77,61 @@ wsgate_memory_budget_in_use_bytes 3.145728e+06
 	if _, err := New(prometheus.NewRegistry(), Sources{}, nil); err != nil {
 		t.Error(err)
 	}
+}
+
+// A Route handle records into the same series as Metrics' own methods, and
+// creates none before its first record.
+func TestRoute(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Sources{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Route("pub", "public")
+	if n := testutil.CollectAndCount(m.requests) + testutil.CollectAndCount(m.duration) + testutil.CollectAndCount(m.upstream); n != 0 {
+		t.Fatalf("series before any request = %d", n)
+	}
+	m.Request("pub", "public", OutcomeForwarded, time.Millisecond)
+	for range 3 {
+		r.Request(OutcomeForwarded, time.Millisecond)
+	}
+	r.Request(OutcomeInvalid, time.Millisecond)
+	r.Upstream(time.Millisecond)
+	m.Upstream("pub", time.Millisecond)
+	want := `
+# HELP wsgate_requests_total Requests handled, by route, protocol (soap, rest, bridge, public, none) and outcome.
+# TYPE wsgate_requests_total counter
+wsgate_requests_total{outcome="forwarded",protocol="public",route="pub"} 4
+wsgate_requests_total{outcome="invalid",protocol="public",route="pub"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wsgate_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if c := testutil.ToFloat64(m.requests.WithLabelValues("pub", "public", OutcomeForwarded)); c != 4 {
+		t.Errorf("forwarded = %v", c)
+	}
+	if n := testutil.CollectAndCount(m.duration); n != 1 {
+		t.Errorf("duration series = %d", n)
+	}
+	if n := testutil.CollectAndCount(m.upstream); n != 1 {
+		t.Errorf("upstream series = %d", n)
+	}
+	var sum uint64
+	for _, mf := range mustGather(t, reg) {
+		if mf.GetName() == "wsgate_request_duration_seconds" || mf.GetName() == "wsgate_upstream_duration_seconds" {
+			sum += mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if sum != 5+2 {
+		t.Errorf("histogram samples = %d, want 7", sum)
+	}
+}
+
+func mustGather(t *testing.T, g prometheus.Gatherer) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
 }
