@@ -81,6 +81,7 @@ const (
 	NameVersionMismatch      = "VersionMismatch"
 	NameMustUnderstand       = "MustUnderstand"
 	NameServiceUnavailable   = "ServiceUnavailable"
+	NameContract             = "ContractViolation"
 )
 
 // faultFor is the one place that maps an error to the fault the client sees:
@@ -144,6 +145,9 @@ func bindingFault(err error, v wssec.SOAPVersion) (fault, bool) {
 			}
 		}
 		return f, true
+	case errors.Is(err, ErrContract):
+		return fault{status: http.StatusBadRequest, version: v, reason: "the message does not match the service contract",
+			name: NameContract}, true
 	case errors.Is(err, ErrBusy):
 		return fault{status: http.StatusServiceUnavailable, version: v, class: classReceiver,
 			reason: reasonUnavailable, name: NameServiceUnavailable}, true

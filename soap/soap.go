@@ -32,6 +32,10 @@ const RequestIDHeader = reqscope.Header
 // errReadBody means the body could not be read (client gone, read timeout).
 var errReadBody = errors.New("soap: reading the request body failed")
 
+// ErrContract refuses a verified message that the route's service contract
+// (soap.operations: from_wsdl) does not allow: a 400 Sender Fault.
+var ErrContract = errors.New("soap: the message does not match the service contract")
+
 // errSerialize means the verified envelope could not be written back out.
 var errSerialize = errors.New("soap: serializing the verified envelope failed")
 
@@ -59,6 +63,12 @@ type Options struct {
 	// WSDL, when set, serves GET <route>?wsdl; every other method but POST
 	// is answered 405.
 	WSDL http.Handler
+	// Contract, when set, checks the verified envelope against the route's
+	// service contract before anything is forwarded. actions are the
+	// non-empty actions the client claimed in HTTP (each SOAPAction value,
+	// unquoted, and the Content-Type's action parameter); v.Action is the
+	// signed wsa:Action. An error is refused as ErrContract.
+	Contract func(v *wssec.Verified, actions []string) error
 	// OnDecision, when set, is called once per request with the verdict
 	// (metrics). It runs on the request's goroutine and must not block.
 	OnDecision func(Decision)
@@ -225,6 +235,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, id, env.Version, err)
 		return
 	}
+	if h.opts.Contract != nil {
+		if err := h.opts.Contract(verified, claimedActions(bind, r)); err != nil {
+			verified.Release()
+			h.reject(w, r, id, env.Version, fmt.Errorf("%w: %w", ErrContract, err))
+			return
+		}
+	}
 	out, err := verified.Bytes(h.opts.StripSecurityHeader)
 	signer, username, assertion := "", verified.Username, verified.Assertion
 	if verified.Signer != nil {
@@ -354,3 +371,23 @@ func (w *idWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach Flush on the real writer.
 func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// claimedActions are the actions a client named in HTTP, for
+// Options.Contract: every non-empty SOAPAction value (quotes removed) and
+// the Content-Type's action parameter.
+func claimedActions(b binding, r *http.Request) []string {
+	var out []string
+	if b.action != "" {
+		out = append(out, b.action)
+	}
+	for _, sa := range r.Header.Values("SOAPAction") {
+		claim := strings.TrimSpace(sa)
+		if len(claim) >= 2 && claim[0] == '"' && claim[len(claim)-1] == '"' {
+			claim = claim[1 : len(claim)-1]
+		}
+		if claim != "" {
+			out = append(out, claim)
+		}
+	}
+	return out
+}
