@@ -240,6 +240,18 @@ type SOAP struct {
 	// block of a namespace), that are forwarded although no signature covers them. By default an
 	// unsigned header block is dropped (or refused when it carries mustUnderstand). Default: none.
 	ForwardUnsignedHeaders []string `yaml:"forward_unsigned_headers"`
+	// WSDL is the service's WSDL 1.1, document/literal (relative to the config file; its
+	// wsdl:imports are read relative to it, never over the network). It is served on
+	// GET <path_prefix>?wsdl with its soap:address locations set to wsdl_address.
+	WSDL string `yaml:"wsdl"`
+	// Operations: from_wsdl refuses (400, Client/Sender Fault) a verified Body that is not
+	// exactly one element, the input element of one of the WSDL's operations, and a
+	// SOAPAction, action parameter or signed wsa:Action naming another operation. Needs wsdl.
+	Operations string `yaml:"operations"`
+	// WSDLAddress is the endpoint URL the served WSDL gives clients (the gateway's public URL
+	// of this route). Absent: derived from the request (scheme, Host, path); set it behind a
+	// proxy or load balancer.
+	WSDLAddress string `yaml:"wsdl_address"`
 }
 
 // Decrypt is a SOAP route's inbound XML Encryption policy.

@@ -46,3 +46,46 @@ func TestOpenAPIDecodes(t *testing.T) {
 		t.Fatalf("route %+v", r)
 	}
 }
+
+const wsdlRoute = `
+secrets: {backend: file, file: {dir: ./s}}
+routes:
+  - name: orders
+    path_prefix: /soap/orders
+    upstream: http://127.0.0.1:9001/ws
+    soap:
+      trust: wsgate/trust/partners
+      wsdl: contracts/orders.wsdl
+      operations: from_wsdl
+      wsdl_address: https://gw.example.com/soap/orders
+`
+
+func TestWSDLKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		patch func(*SOAP)
+		want  []string
+	}{
+		{"valid", func(*SOAP) {}, nil},
+		{"wsdl alone", func(s *SOAP) { s.Operations, s.WSDLAddress = "", "" }, nil},
+		{"operations without wsdl", func(s *SOAP) { s.WSDL, s.WSDLAddress = "", "" }, []string{"routes[0].soap.operations: needs wsdl"}},
+		{"operations value", func(s *SOAP) { s.Operations = "all" }, []string{`routes[0].soap.operations: "all" is not one of from_wsdl`}},
+		{"address", func(s *SOAP) { s.WSDLAddress = "gw.example.com/soap" }, []string{"routes[0].soap.wsdl_address: must be an absolute http or https URL"}},
+		{"address without wsdl", func(s *SOAP) { s.WSDL, s.Operations = "", "" }, []string{"routes[0].soap.wsdl_address: needs wsdl"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load([]byte(wsdlRoute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.patch(c.Routes[0].SOAP)
+			var got []string
+			for _, fe := range FieldErrors(c.Validate()) {
+				got = append(got, fe.Error())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("problems:\n got  %q\n want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -457,6 +457,18 @@ func (s *SOAP) validate(v *validator, p string) {
 	}
 	v.secretPath(p+".username_token", s.UsernameToken)
 	v.secretPath(p+".sign_response", s.SignResponse)
+	if s.Operations != "" {
+		v.oneOf(p+".operations", s.Operations, []string{"from_wsdl"})
+		if s.WSDL == "" {
+			v.add(p+".operations", "needs wsdl")
+		}
+	}
+	if s.WSDLAddress != "" {
+		if s.WSDL == "" {
+			v.add(p+".wsdl_address", "needs wsdl")
+		}
+		v.httpURL(p+".wsdl_address", s.WSDLAddress)
+	}
 	if len(s.RequireSigned) == 0 {
 		v.add(p+".require_signed", "must include body")
 	} else {
