@@ -149,7 +149,11 @@ func decryptionIdentity(env *routeEnv, d *config.Decrypt) (wssec.DecryptionIdent
 	if env.vault == nil {
 		return nil, errors.New("soap.decrypt.transit_key needs secrets.backend: vault")
 	}
-	return &transitDecryption{path: d.Identity, fields: env.secrets.Fields(d.Identity), vault: env.vault, key: d.TransitKey}, nil
+	now := env.now
+	if now == nil {
+		now = time.Now
+	}
+	return &transitDecryption{path: d.Identity, fields: env.secrets.Fields(d.Identity), vault: env.vault, key: d.TransitKey, now: now}, nil
 }
 
 // kvDecryption is a decryption identity held in a KV secret. Until it
@@ -183,11 +187,18 @@ type transitDecryption struct {
 	vault  *secrets.Vault
 	key    string
 
-	mu   sync.Mutex
-	dec  *secrets.TransitDecrypter
-	pem  string
-	cert *x509.Certificate
+	now func() time.Time
+
+	mu    sync.Mutex
+	dec   *secrets.TransitDecrypter
+	pem   string
+	cert  *x509.Certificate
+	tried time.Time // last key load that found no match: retried at most every transitRetry
 }
+
+// transitRetry spaces key loads while the certificate matches no Transit
+// key, so a misconfiguration does not become one Vault read per request.
+const transitRetry = 30 * time.Second
 
 func (t *transitDecryption) current() (*x509.Certificate, *secrets.TransitDecrypter) {
 	pem, err := t.fields.Field("certificate")
@@ -196,7 +207,21 @@ func (t *transitDecryption) current() (*x509.Certificate, *secrets.TransitDecryp
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.dec == nil {
+	if pem != t.pem || t.cert == nil {
+		chain, err := secrets.ParseCertificates(t.path, "certificate", pem)
+		if err != nil {
+			return nil, nil
+		}
+		t.pem, t.cert = pem, chain[0]
+	}
+	// A new certificate for a rotated key: load the key again, so the
+	// decrypter follows the certificate without a restart.
+	if t.dec == nil || !publicKeyEqual(t.cert.PublicKey, t.dec.Public()) {
+		now := t.now()
+		if now.Sub(t.tried) < transitRetry {
+			return t.cert, t.dec // nil or mismatched: the gateway's failure (503)
+		}
+		t.tried = now
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		dec, err := secrets.NewTransitDecrypter(ctx, t.vault, "", t.key)
@@ -205,14 +230,12 @@ func (t *transitDecryption) current() (*x509.Certificate, *secrets.TransitDecryp
 		}
 		t.dec = dec
 	}
-	if pem != t.pem || t.cert == nil {
-		chain, err := secrets.ParseCertificates(t.path, "certificate", pem)
-		if err != nil {
-			return nil, nil
-		}
-		t.pem, t.cert = pem, chain[0]
-	}
 	return t.cert, t.dec
+}
+
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }
 
 func (t *transitDecryption) Certificate() *x509.Certificate {
