@@ -147,9 +147,12 @@ func identityHeaders(cfg *config.Config) headerSet {
 // have the reverse proxy delete the gateway's request ID, and "Connection:
 // X-Auth-Subject" cannot bring a client's copy back past a route.
 func scrub(h http.Header, identity headerSet) {
-	named := headerSet{}
-	for _, v := range h.Values("Connection") {
-		for _, f := range strings.Split(v, ",") {
+	var named headerSet // most requests name nothing: no map for them
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if named == nil {
+				named = headerSet{}
+			}
 			named.add(strings.TrimSpace(f))
 		}
 	}
@@ -173,12 +176,13 @@ func hopByHopKey(key string) bool {
 	return false
 }
 
-// Gin context keys: the matched route, and a request whose head carried
-// both Content-Length and Transfer-Encoding.
-const (
-	routeKey     = "wsgate.route"
-	ambiguousKey = "wsgate.ambiguous_framing"
-)
+// ambiguousKey is the gin context key of a request whose head carried both
+// Content-Length and Transfer-Encoding.
+const ambiguousKey = "wsgate.ambiguous_framing"
+
+// requestIDKey is reqscope.Header in canonical form, so the front door sets
+// it in a header map without canonicalizing (allocating) per request.
+const requestIDKey = "X-Request-Id"
 
 // newEngine is gen's one router: gin with the front door as middleware in
 // front of every route's handler. gin's radix tree cannot hold nested
@@ -199,9 +203,25 @@ func (gen *generation) newEngine() *gin.Engine {
 	e.HandleMethodNotAllowed = false
 	e.UseRawPath = false
 	e.ContextWithFallback = true
-	e.Use(gen.frontDoor, gen.match, gen.limit)
-	e.NoRoute(gen.serveRoute)
+	e.Use(gen.frontDoor)
+	e.NoRoute(gen.route)
+	// Each route's metric series, looked up once (see metrics.Route).
+	gen.noRoute = gen.metrics.Route("none", "none")
+	for _, re := range gen.router.routes {
+		re.metrics = gen.metrics.Route(re.name, re.protocol)
+	}
 	return e
+}
+
+// route runs the route match, the rate limit and the route's handler as
+// one gin handler, so the matched route passes along as a value instead of
+// through the context's map.
+func (gen *generation) route(c *gin.Context) {
+	e := gen.match(c)
+	if e == nil || !gen.limit(c, e) {
+		return
+	}
+	gen.serveRoute(c, e)
 }
 
 // frontDoor is the first middleware of every request: it scrubs the
@@ -227,10 +247,11 @@ func (gen *generation) frontDoor(c *gin.Context) {
 		c.Set(ambiguousKey, true)
 	}
 	scrub(r.Header, gen.identity)
-	r.Header.Set(reqscope.Header, id)
+	ids := [2]string{id, id} // one allocation for the request's and the response's copy
+	r.Header[requestIDKey] = ids[0:1:1]
 	sc := reqscope.New(id, ip)
 	c.Request = r.WithContext(reqscope.With(r.Context(), sc))
-	c.Writer.Header().Set(reqscope.Header, id)
+	c.Writer.Header()[requestIDKey] = ids[1:2:2]
 
 	c.Next()
 
@@ -251,11 +272,14 @@ func (gen *generation) frontDoor(c *gin.Context) {
 	default:
 		outcome = reqscope.Accepted
 	}
-	mroute, mprotocol := route, protocol
-	if route == "" {
-		mroute, mprotocol = "none", "none"
+	switch e := gen.router.byName[route]; {
+	case route == "":
+		gen.noRoute.Request(string(outcome), d)
+	case e != nil && e.protocol == protocol && e.metrics != nil:
+		e.metrics.Request(string(outcome), d)
+	default:
+		gen.metrics.Request(route, protocol, string(outcome), d)
 	}
-	gen.metrics.Request(mroute, mprotocol, string(outcome), d)
 	level := slog.LevelInfo
 	switch outcome {
 	case reqscope.Rejected, reqscope.RateLimited, reqscope.Invalid:
@@ -281,14 +305,14 @@ func (gen *generation) frontDoor(c *gin.Context) {
 
 // match finds the route (longest path_prefix on segment boundaries) and
 // records it in the scope. A path that is not canonical, or matches no
-// route, is answered here; so is a request whose framing is ambiguous.
-func (gen *generation) match(c *gin.Context) {
+// route, is answered here; so is a request whose framing is ambiguous. It
+// returns the route, or nil when it answered.
+func (gen *generation) match(c *gin.Context) *routeEntry {
 	r := c.Request
 	sc := reqscope.Of(r)
 	e := gen.router.match(r.URL.Path)
 	if e != nil {
 		sc.SetRoute(e.name, e.protocol)
-		c.Set(routeKey, e)
 	}
 	if !cleanPath(r.URL.Path) {
 		// Dot segments or doubled slashes could make a route and its
@@ -300,13 +324,13 @@ func (gen *generation) match(c *gin.Context) {
 		}
 		render(c.Writer, r, http.StatusBadRequest, ErrPathNotCanonical)
 		c.Abort()
-		return
+		return nil
 	}
 	if e == nil {
 		sc.Decide(reqscope.Invalid, "no_route")
 		writeNoRoute(c.Writer, r, http.StatusNotFound, ErrNoRoute)
 		c.Abort()
-		return
+		return nil
 	}
 	if c.GetBool(ambiguousKey) {
 		// RFC 9112 section 6.1: answer, then close the connection, so
@@ -315,7 +339,7 @@ func (gen *generation) match(c *gin.Context) {
 		c.Writer.Header().Set("Connection", "close")
 		e.writeError(c.Writer, r, http.StatusBadRequest, ErrAmbiguousFraming)
 		c.Abort()
-		return
+		return nil
 	}
 	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 && !framingTracked(r) {
 		// Go drops Content-Length when Transfer-Encoding is present, so on
@@ -323,14 +347,15 @@ func (gen *generation) match(c *gin.Context) {
 		// request may have carried both: close after answering it.
 		c.Writer.Header().Set("Connection", "close")
 	}
+	return e
 }
 
 // limit applies the route's rate limit (per client_ip, client_cert or
-// route; per subject is the oauth edge's, after the token is known).
-func (gen *generation) limit(c *gin.Context) {
-	e := c.MustGet(routeKey).(*routeEntry)
+// route; per subject is the oauth edge's, after the token is known). It
+// reports whether the request may go on; if not, it answered.
+func (gen *generation) limit(c *gin.Context, e *routeEntry) bool {
 	if e.limiter == nil {
-		return
+		return true
 	}
 	r := c.Request
 	sc := reqscope.Of(r)
@@ -340,21 +365,22 @@ func (gen *generation) limit(c *gin.Context) {
 		c.Writer.Header().Set("Retry-After", retryAfter(after))
 		e.writeError(c.Writer, r, http.StatusTooManyRequests, ErrRateLimited)
 		c.Abort()
+		return false
 	}
+	return true
 }
 
 // serveRoute runs the matched route's handler behind the one response
 // writer wrapper, turning a panic into a 500 in the route's protocol.
-func (gen *generation) serveRoute(c *gin.Context) {
-	e := c.MustGet(routeKey).(*routeEntry)
+func (gen *generation) serveRoute(c *gin.Context, e *routeEntry) {
 	r := c.Request
-	w := &responseWriter{ResponseWriter: c.Writer, id: reqscope.Of(r).ID()}
+	w := &reqscope.IDWriter{ResponseWriter: c.Writer, ID: reqscope.Of(r).ID()}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
 				panic(v)
 			}
-			gen.logger.Error("handler panic", slog.String("route", e.name), slog.String("request_id", w.id),
+			gen.logger.Error("handler panic", slog.String("route", e.name), slog.String("request_id", w.ID),
 				slog.Any("panic", v))
 			reqscope.Of(r).Decide(reqscope.Failed, "panic")
 			if !c.Writer.Written() {
@@ -364,33 +390,6 @@ func (gen *generation) serveRoute(c *gin.Context) {
 	}()
 	e.handler.ServeHTTP(w, r)
 }
-
-// responseWriter is the one wrapper around the response: it keeps exactly
-// one X-Request-ID, ours, even when an upstream sends its own, and writes
-// the status explicitly (gin's writer counts status and bytes).
-type responseWriter struct {
-	http.ResponseWriter
-	id    string
-	wrote bool
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
-		w.wrote = true
-		w.Header().Set(reqscope.Header, w.id)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach Flush on the real writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // forwardClientCert sets header to the verified client certificate's
 // subject; the front door has already removed every client-sent spelling.
@@ -418,15 +417,14 @@ func headerSafe(s string) string {
 // timedTransport records upstream round-trip time (to response headers).
 type timedTransport struct {
 	next    http.RoundTripper
-	route   string
-	metrics *metrics.Metrics
+	metrics *metrics.Route
 	now     func() time.Time
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := t.now()
 	res, err := t.next.RoundTrip(r)
-	t.metrics.Upstream(t.route, t.now().Sub(start))
+	t.metrics.Upstream(t.now().Sub(start))
 	return res, err
 }
 

@@ -287,7 +287,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.forwardSigned(w, up, id, env.Version, protect)
 		return
 	}
-	h.opts.Upstream.ServeHTTP(&idWriter{ResponseWriter: w, id: id}, up)
+	h.opts.Upstream.ServeHTTP(&reqscope.IDWriter{ResponseWriter: w, ID: id}, up)
 }
 
 // requestID is the request scope's ID. Behind the gateway's front door
@@ -345,32 +345,6 @@ func (h *Handler) decide(r *http.Request, o reqscope.Outcome, reason string, err
 func FaultName(err error) string {
 	return faultFor(err, wssec.SOAP11).name
 }
-
-// idWriter keeps exactly one X-Request-ID on the response even when the
-// upstream echoes the one it was sent.
-type idWriter struct {
-	http.ResponseWriter
-	id    string
-	wrote bool
-}
-
-func (w *idWriter) WriteHeader(code int) {
-	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
-		w.wrote = true
-		w.Header().Set(RequestIDHeader, w.id)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *idWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach Flush on the real writer.
-func (w *idWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // claimedActions are the actions a client named in HTTP, for
 // Options.Contract: every non-empty SOAPAction value (quotes removed) and

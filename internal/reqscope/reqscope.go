@@ -17,6 +17,9 @@ import (
 // Header carries the request ID in both directions.
 const Header = "X-Request-ID"
 
+// canonicalHeader is Header as net/http keys it in a header map.
+const canonicalHeader = "X-Request-Id"
+
 // Outcome is what became of a request, for the access log and metrics.
 type Outcome string
 
@@ -158,3 +161,34 @@ func IDOf(r *http.Request) string {
 	}
 	return NewID()
 }
+
+// IDWriter keeps exactly one X-Request-ID on the response, ID, even when
+// the upstream sends or echoes its own. It is the one response wrapper of
+// the gateway: the front door wraps every response with it, and a protocol
+// handler used on its own (tests, offline tools) may wrap with it too.
+type IDWriter struct {
+	http.ResponseWriter
+	ID    string
+	wrote bool
+}
+
+// WriteHeader writes the header once with ID as the only request ID.
+func (w *IDWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
+		w.wrote = true
+		if h := w.Header(); len(h[canonicalHeader]) != 1 || h[canonicalHeader][0] != w.ID {
+			h[canonicalHeader] = []string{w.ID}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *IDWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (w *IDWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

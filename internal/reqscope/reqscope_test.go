@@ -67,3 +67,30 @@ func TestSaneID(t *testing.T) {
 		}
 	}
 }
+
+func TestIDWriterKeepsOneRequestID(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		upstream []string // X-Request-ID values the upstream sets
+	}{
+		{"none", nil},
+		{"echo", []string{"ours"}},
+		{"own", []string{"theirs"}},
+		{"two", []string{"ours", "theirs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			rec.Header().Set(Header, "ours")
+			w := &IDWriter{ResponseWriter: rec, ID: "ours"}
+			for _, v := range tc.upstream {
+				w.Header().Add(Header, v)
+			}
+			if _, err := w.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.Result().Header.Values(Header); len(got) != 1 || got[0] != "ours" {
+				t.Fatalf("X-Request-ID = %q, want exactly [ours]", got)
+			}
+		})
+	}
+}
