@@ -127,6 +127,7 @@ type generation struct {
 	jwks    []*jwksEntry // the jwks_url key sources of REST routes
 	engine  *gin.Engine  // front door, route match, rate limit, route handlers
 	router  *router
+	noRoute *metrics.Route // the series of requests no route matched
 	logger  *slog.Logger
 	now     func() time.Time
 	tls     *listenerTLS // nil without tls
@@ -293,7 +294,7 @@ func newUpstreamTransportFor(env *routeEnv, r *config.Route, upstream string) (h
 		return nil, err
 	}
 	*env.transports = append(*env.transports, t)
-	return &timedTransport{next: t, route: r.Name, metrics: env.metrics, now: env.now}, nil
+	return &timedTransport{next: t, metrics: env.metrics.Route(r.Name, r.Kind()), now: env.now}, nil
 }
 
 // newUpstreamProxy is the route's reverse proxy to its upstream, with the
@@ -387,6 +388,7 @@ func buildBridgeRoute(env *routeEnv, r *config.Route, onError errorWriter) (http
 // router finds the route with the longest matching path prefix.
 type router struct {
 	routes []*routeEntry // longest prefix first
+	byName map[string]*routeEntry
 }
 
 // routeEntry is one route as the front door sees it.
@@ -398,9 +400,15 @@ type routeEntry struct {
 	// limiter, when set, is the route's rate limit, keyed per limitPer.
 	limiter  ratelimit.Limiter
 	limitPer string
+	// metrics are the route's series, set by newEngine.
+	metrics *metrics.Route
 }
 
 func (rt *router) add(e *routeEntry) {
+	if rt.byName == nil {
+		rt.byName = map[string]*routeEntry{}
+	}
+	rt.byName[e.name] = e
 	rt.routes = append(rt.routes, e)
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 }
