@@ -374,13 +374,13 @@ func (gen *generation) limit(c *gin.Context, e *routeEntry) bool {
 // writer wrapper, turning a panic into a 500 in the route's protocol.
 func (gen *generation) serveRoute(c *gin.Context, e *routeEntry) {
 	r := c.Request
-	w := &responseWriter{ResponseWriter: c.Writer, id: reqscope.Of(r).ID()}
+	w := &reqscope.IDWriter{ResponseWriter: c.Writer, ID: reqscope.Of(r).ID()}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
 				panic(v)
 			}
-			gen.logger.Error("handler panic", slog.String("route", e.name), slog.String("request_id", w.id),
+			gen.logger.Error("handler panic", slog.String("route", e.name), slog.String("request_id", w.ID),
 				slog.Any("panic", v))
 			reqscope.Of(r).Decide(reqscope.Failed, "panic")
 			if !c.Writer.Written() {
@@ -390,33 +390,6 @@ func (gen *generation) serveRoute(c *gin.Context, e *routeEntry) {
 	}()
 	e.handler.ServeHTTP(w, r)
 }
-
-// responseWriter is the one wrapper around the response: it keeps exactly
-// one X-Request-ID, ours, even when an upstream sends its own, and writes
-// the status explicitly (gin's writer counts status and bytes).
-type responseWriter struct {
-	http.ResponseWriter
-	id    string
-	wrote bool
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if !w.wrote && code >= 200 { // 1xx responses come first and clear the header map
-		w.wrote = true
-		w.Header().Set(reqscope.Header, w.id)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach Flush on the real writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // forwardClientCert sets header to the verified client certificate's
 // subject; the front door has already removed every client-sent spelling.
