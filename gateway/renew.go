@@ -34,6 +34,10 @@ func newVaultBackend(ctx context.Context, cfg *config.Config, cfgDir string, log
 		TokenFile:    rel(vc.Auth.TokenFile),
 		RoleID:       vc.Auth.RoleID,
 		SecretIDFile: rel(vc.Auth.SecretIDFile),
+		Role:         vc.Auth.Role,
+		JWTFile:      rel(vc.Auth.JWTFile),
+		JWTMount:     vc.Auth.Mount,
+		AppRoleMount: vc.Auth.Mount, // the one mount key names whichever method is used
 		Logger:       logger.With(slog.String("component", "vault")),
 	})
 	if err != nil {

@@ -29,14 +29,18 @@ var ErrVaultConfig = errors.New("secrets: vault backend misconfigured")
 
 // Vault auth methods for VaultOptions.Method.
 const (
-	VaultAuthToken   = "token"
-	VaultAuthAppRole = "approle"
+	VaultAuthToken      = "token"
+	VaultAuthAppRole    = "approle"
+	VaultAuthJWT        = "jwt"        // auth/jwt/login with a JWT from JWTFile
+	VaultAuthKubernetes = "kubernetes" // auth/kubernetes/login with the pod's service-account token
 )
 
 // Defaults of VaultOptions.
 const (
 	DefaultVaultKVMount      = "secret"
 	DefaultVaultAppRoleMount = "approle"
+	// DefaultKubernetesJWTFile is where a pod's service-account token is mounted.
+	DefaultKubernetesJWTFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 	DefaultVaultTimeout      = 30 * time.Second
 )
 
@@ -54,7 +58,8 @@ type VaultOptions struct {
 	// TLS certificate; empty means the system roots.
 	CACertFile string
 
-	// Method is VaultAuthToken (default) or VaultAuthAppRole.
+	// Method is VaultAuthToken (default), VaultAuthAppRole, VaultAuthJWT or
+	// VaultAuthKubernetes.
 	Method string
 	// Token is the token for the token method when TokenFile is empty (cmd
 	// passes $VAULT_TOKEN).
@@ -69,6 +74,14 @@ type VaultOptions struct {
 	SecretIDFile string
 	// AppRoleMount is the AppRole auth mount. Default approle.
 	AppRoleMount string
+	// Role is the role of a jwt or kubernetes login.
+	Role string
+	// JWTFile holds the JWT of a jwt or kubernetes login; it is re-read at
+	// each login (the kubelet rotates projected tokens). Default for
+	// kubernetes: DefaultKubernetesJWTFile.
+	JWTFile string
+	// JWTMount is the jwt or kubernetes auth mount. Default: the method's name.
+	JWTMount string
 
 	// Timeout bounds one Vault request, retries included. Default 30s.
 	Timeout time.Duration
@@ -130,6 +143,17 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	if err := checkMount("approle mount", opts.AppRoleMount); err != nil {
 		return nil, err
 	}
+	if opts.Method == VaultAuthJWT || opts.Method == VaultAuthKubernetes {
+		if opts.JWTMount == "" {
+			opts.JWTMount = opts.Method
+		}
+		if opts.JWTFile == "" && opts.Method == VaultAuthKubernetes {
+			opts.JWTFile = DefaultKubernetesJWTFile
+		}
+		if err := checkMount(opts.Method+" mount", opts.JWTMount); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Address == "" {
 		return nil, fmt.Errorf("%w: address is required", ErrVaultConfig)
 	}
@@ -185,6 +209,10 @@ func NewVault(opts VaultOptions) (*Vault, error) {
 	case VaultAuthAppRole:
 		if opts.RoleID == "" || opts.SecretIDFile == "" {
 			return nil, fmt.Errorf("%w: approle needs role_id and secret_id_file", ErrVaultConfig)
+		}
+	case VaultAuthJWT, VaultAuthKubernetes:
+		if opts.Role == "" || opts.JWTFile == "" {
+			return nil, fmt.Errorf("%w: %s needs role and jwt_file", ErrVaultConfig, opts.Method)
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown auth method %q", ErrVaultConfig, opts.Method)
@@ -361,10 +389,10 @@ func (v *Vault) requestReauth() {
 	}
 }
 
-// ensureAuth logs in with AppRole if no login happened yet. The token
-// method has its token from NewVault.
+// ensureAuth logs in (AppRole, JWT, Kubernetes) if no login happened yet.
+// The token method has its token from NewVault.
 func (v *Vault) ensureAuth(ctx context.Context) error {
-	if v.opts.Method != VaultAuthAppRole {
+	if v.opts.Method == VaultAuthToken {
 		return nil
 	}
 	_, err := v.login(ctx, false)
@@ -385,6 +413,8 @@ func (v *Vault) login(ctx context.Context, force bool) (*vault.Secret, error) {
 	switch v.opts.Method {
 	case VaultAuthAppRole:
 		s, err = v.appRoleLogin(ctx)
+	case VaultAuthJWT, VaultAuthKubernetes:
+		s, err = v.jwtLogin(ctx)
 	default:
 		s, err = v.tokenLookup(ctx)
 	}

@@ -134,6 +134,10 @@ func checkBackend(cfg *config.Config, baseDir string) (secrets.Backend, error) {
 			TokenFile:    rel(vc.Auth.TokenFile),
 			RoleID:       vc.Auth.RoleID,
 			SecretIDFile: rel(vc.Auth.SecretIDFile),
+			Role:         vc.Auth.Role,
+			JWTFile:      rel(vc.Auth.JWTFile),
+			JWTMount:     vc.Auth.Mount,
+			AppRoleMount: vc.Auth.Mount, // the one mount key names whichever method is used
 			Timeout:      10 * time.Second,
 			MaxRetries:   1,
 		})
