@@ -252,6 +252,11 @@ type SOAP struct {
 	// of this route). Absent: derived from the request (scheme, Host, path); set it behind a
 	// proxy or load balancer.
 	WSDLAddress string `yaml:"wsdl_address"`
+	// ValidateBody also validates the verified Body element against the WSDL's XML Schema
+	// (wsdl:types and local schemaLocations), in the subset document/literal services use;
+	// a schema needing more fails the route's build, naming the construct. Needs
+	// operations: from_wsdl.
+	ValidateBody bool `yaml:"validate_body"`
 }
 
 // Decrypt is a SOAP route's inbound XML Encryption policy.

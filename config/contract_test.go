@@ -72,6 +72,9 @@ func TestWSDLKeys(t *testing.T) {
 		{"operations value", func(s *SOAP) { s.Operations = "all" }, []string{`routes[0].soap.operations: "all" is not one of from_wsdl`}},
 		{"address", func(s *SOAP) { s.WSDLAddress = "gw.example.com/soap" }, []string{"routes[0].soap.wsdl_address: must be an absolute http or https URL"}},
 		{"address without wsdl", func(s *SOAP) { s.WSDL, s.Operations = "", "" }, []string{"routes[0].soap.wsdl_address: needs wsdl"}},
+		{"validate_body", func(s *SOAP) { s.ValidateBody = true }, nil},
+		{"validate_body without from_wsdl", func(s *SOAP) { s.ValidateBody, s.Operations = true, "" },
+			[]string{"routes[0].soap.validate_body: needs operations: from_wsdl"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load([]byte(wsdlRoute))

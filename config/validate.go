@@ -463,6 +463,9 @@ func (s *SOAP) validate(v *validator, p string) {
 			v.add(p+".operations", "needs wsdl")
 		}
 	}
+	if s.ValidateBody && s.Operations != "from_wsdl" {
+		v.add(p+".validate_body", "needs operations: from_wsdl")
+	}
 	if s.WSDLAddress != "" {
 		if s.WSDL == "" {
 			v.add(p+".wsdl_address", "needs wsdl")

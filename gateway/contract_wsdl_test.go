@@ -11,10 +11,23 @@ import (
 // ordersWSDL is a document/literal WSDL whose GetOrder input is the Body
 // of the signed test messages (testdata/wssec/valid-*.xml) when ns is
 // urn:example:orders; getAction is GetOrder's soapAction.
-func ordersWSDL(ns, getAction string) string {
+func ordersWSDL(ns, getAction string) string { return ordersWSDLTyped(ns, getAction, "") }
+
+// ordersWSDLTyped adds idType, when set, as the xs type of GetOrder's ID in wsdl:types.
+func ordersWSDLTyped(ns, getAction, idType string) string {
+	types := ""
+	if idType != "" {
+		types = `<wsdl:types><xs:schema targetNamespace="` + ns + `" elementFormDefault="qualified">
+    <xs:simpleType name="ID"><xs:restriction base="xs:string"><xs:pattern value="` + idType + `"/></xs:restriction></xs:simpleType>
+    <xs:element name="GetOrder"><xs:complexType><xs:sequence><xs:element name="ID" type="ord:ID"/></xs:sequence></xs:complexType></xs:element>
+    <xs:element name="CancelOrder"><xs:complexType><xs:sequence/></xs:complexType></xs:element>
+  </xs:schema></wsdl:types>`
+	}
 	return `<?xml version="1.0"?>
 <wsdl:definitions targetNamespace="urn:example:orders:svc" xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:xs="http://www.w3.org/2001/XMLSchema"
     xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="urn:example:orders:svc" xmlns:ord="` + ns + `">
+  ` + types + `
   <wsdl:message name="GetOrder"><wsdl:part name="p" element="ord:GetOrder"/></wsdl:message>
   <wsdl:message name="CancelOrder"><wsdl:part name="p" element="ord:CancelOrder"/></wsdl:message>
   <wsdl:portType name="Orders">
@@ -42,13 +55,19 @@ func TestSOAPRouteFromWSDL(t *testing.T) {
 		"good.wsdl":          ordersWSDL("urn:example:orders", "urn:example:orders:GetOrder"),
 		"other-ns.wsdl":      ordersWSDL("urn:example:other", "urn:example:orders:GetOrder"),
 		"other-action.wsdl":  ordersWSDL("urn:example:orders", "urn:example:orders:Get2"),
+		"typed-ok.wsdl":      ordersWSDLTyped("urn:example:orders", "urn:example:orders:GetOrder", "[0-9]+"),
+		"typed-refuses.wsdl": ordersWSDLTyped("urn:example:orders", "urn:example:orders:GetOrder", "[A-Z]+"),
 		"no-operations.wsdl": strings.Replace(ordersWSDL("urn:example:orders", ""), `use="literal"`, `use="encoded"`, 1),
 	}
 	for name, text := range files {
 		writeTestFile(t, filepath.Join(wsdlDir, name), text)
 	}
 	route := func(file string) string {
-		return "      wsdl: " + filepath.Join(wsdlDir, file) + "\n      operations: from_wsdl\n      wsdl_address: https://gw.example.com/soap/orders"
+		y := "      wsdl: " + filepath.Join(wsdlDir, file) + "\n      operations: from_wsdl\n      wsdl_address: https://gw.example.com/soap/orders"
+		if strings.HasPrefix(file, "typed") {
+			y += "\n      validate_body: true"
+		}
+		return y
 	}
 	for _, tc := range []struct {
 		name, wsdl, message string
@@ -66,6 +85,8 @@ func TestSOAPRouteFromWSDL(t *testing.T) {
 		{"body element in another namespace", "other-ns.wsdl", "valid-soap11-rsa.xml", nil, 400},
 		{"body element in another namespace, 1.2", "other-ns.wsdl", "valid-soap12-rsa.xml", nil, 400},
 		{"signed wsa:Action not the operation's", "other-action.wsdl", "valid-wsa.xml", nil, 400},
+		{"validate_body: schema-valid Body", "typed-ok.wsdl", "valid-soap12-rsa.xml", nil, 200},
+		{"validate_body: Body the schema refuses", "typed-refuses.wsdl", "valid-soap12-rsa.xml", nil, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, up, _ := securityGateway(t, route(tc.wsdl), nil)

@@ -29,6 +29,11 @@ func withWSDL(env *routeEnv, r *config.Route, so *soap.Options) error {
 	if err != nil {
 		return fmt.Errorf("soap.wsdl: %w", err)
 	}
+	if s.ValidateBody {
+		if err := svc.ValidateBodies(); err != nil {
+			return fmt.Errorf("soap.validate_body: %w", err)
+		}
+	}
 	so.WSDL = svc.Handler(s.WSDLAddress)
 	if s.Operations == "from_wsdl" {
 		so.Contract = func(v *wssec.Verified, actions []string) error {

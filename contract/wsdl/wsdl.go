@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
+
+	"wsgate/contract/xsd"
 )
 
 // Namespaces of WSDL 1.1 and its SOAP bindings, and the WS-Addressing
@@ -51,6 +53,9 @@ var (
 	// ErrActionMismatch is a SOAPAction, action parameter or signed
 	// wsa:Action that is not the Body's operation's.
 	ErrActionMismatch = errors.New("wsdl: action names another operation")
+	// ErrInvalidBody is a Body element that its schema refuses (with
+	// ValidateBodies); it wraps xsd.ErrInvalid.
+	ErrInvalidBody = errors.New("wsdl: Body does not match the schema")
 )
 
 const (
@@ -78,8 +83,17 @@ type Operation struct {
 
 // Service is a loaded WSDL.
 type Service struct {
-	ops    []Operation
-	served [][]byte // the root document, split at the address placeholder
+	ops     []Operation
+	served  [][]byte // the root document, split at the address placeholder
+	schemas []schemaDoc
+	schema  *xsd.Schema // set by ValidateBodies
+}
+
+// schemaDoc is an xsd:schema found in the WSDL (wsdl:types) or read from a
+// schemaLocation, with the directory its relative locations resolve against.
+type schemaDoc struct {
+	el  *etree.Element
+	dir string
 }
 
 // Operations lists the operations, for diagnostics and tests.
@@ -91,6 +105,7 @@ type set struct {
 	portTypes map[QName]*etree.Element
 	bindings  map[QName]*etree.Element
 	services  []*etree.Element
+	schemas   []schemaDoc
 	files     int
 }
 
@@ -113,7 +128,67 @@ func Load(path string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{ops: ops, served: served}, nil
+	return &Service{ops: ops, served: served, schemas: s.schemas}, nil
+}
+
+// ValidateBodies compiles the WSDL's schemas (wsdl:types, and the files
+// their xsd:import / xsd:include schemaLocations name, relative and local
+// only) with package xsd, so that Check also validates the Body element.
+// A schema outside xsd's subset is refused here, naming the construct; so
+// is an operation whose input element no schema declares.
+func (s *Service) ValidateBodies() error {
+	sch := xsd.New()
+	seen := map[string]bool{}
+	files := 0
+	var add func(d schemaDoc, depth int) error
+	add = func(d schemaDoc, depth int) error {
+		for _, ch := range d.el.ChildElements() {
+			if ch.NamespaceURI() != xsd.NS || (ch.Tag != "import" && ch.Tag != "include") {
+				continue
+			}
+			loc := ch.SelectAttrValue("schemaLocation", "")
+			if loc == "" {
+				continue // a namespace given by another schema of the set
+			}
+			if !isLocal(loc) {
+				return fmt.Errorf("%w: schemaLocation %q: only relative local files are read", ErrDocument, loc)
+			}
+			path := filepath.Join(d.dir, filepath.FromSlash(loc))
+			if seen[path] {
+				continue
+			}
+			seen[path] = true
+			if files++; files > maxFiles || depth > maxDepth {
+				return fmt.Errorf("%w: too many or too deeply nested schema files", ErrDocument)
+			}
+			doc, err := readXML(path)
+			if err != nil {
+				return err
+			}
+			if err := add(schemaDoc{el: doc.Root(), dir: filepath.Dir(path)}, depth+1); err != nil {
+				return err
+			}
+		}
+		if err := sch.Add(d.el); err != nil {
+			return fmt.Errorf("%w (schema in %s)", err, d.dir)
+		}
+		return nil
+	}
+	for _, d := range s.schemas {
+		if err := add(d, 0); err != nil {
+			return err
+		}
+	}
+	if err := sch.Resolve(); err != nil {
+		return err
+	}
+	for _, op := range s.ops {
+		if !sch.Element(xsd.QName(op.Input)) {
+			return fmt.Errorf("%w: operation %q: input element %s is not declared by the schemas", ErrDocument, op.Name, op.Input)
+		}
+	}
+	s.schema = sch
+	return nil
 }
 
 func readXML(path string) (*etree.Document, error) {
@@ -173,7 +248,14 @@ func (s *set) load(path string, depth int) (*etree.Document, error) {
 				return nil, fmt.Errorf("%w: %s: wsdl:import location %q: only relative local files are read", ErrDocument, path, loc)
 			}
 			if strings.HasSuffix(strings.ToLower(loc), ".xsd") {
-				continue // a schema: only the Body's element names are needed here
+				// A schema, for ValidateBodies.
+				p := filepath.Join(filepath.Dir(path), filepath.FromSlash(loc))
+				sd, err := readXML(p)
+				if err != nil {
+					return nil, err
+				}
+				s.schemas = append(s.schemas, schemaDoc{el: sd.Root(), dir: filepath.Dir(p)})
+				continue
 			}
 			if _, err := s.load(filepath.Join(filepath.Dir(path), filepath.FromSlash(loc)), depth+1); err != nil {
 				return nil, err
@@ -186,6 +268,12 @@ func (s *set) load(path string, depth int) (*etree.Document, error) {
 			s.bindings[name] = el
 		case "service":
 			s.services = append(s.services, el)
+		case "types":
+			for _, sc := range el.ChildElements() {
+				if sc.NamespaceURI() == xsd.NS && sc.Tag == "schema" {
+					s.schemas = append(s.schemas, schemaDoc{el: sc, dir: filepath.Dir(path)})
+				}
+			}
 		}
 	}
 	return doc, nil
@@ -466,6 +554,11 @@ func (s *Service) Check(body *etree.Element, claims []string, signed string) err
 		}
 		known = true
 		if allIn(claims, op.Actions) {
+			if s.schema != nil {
+				if err := s.schema.Validate(child); err != nil {
+					return fmt.Errorf("%w: %w", ErrInvalidBody, err)
+				}
+			}
 			return nil
 		}
 	}

@@ -195,3 +195,47 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateBodies(t *testing.T) {
+	s := load(t)
+	if err := s.ValidateBodies(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body string
+		want       error
+	}{
+		{"valid", `<o:GetOrder xmlns:o="urn:example:orders:types"><o:OrderID>1</o:OrderID><o:Note>x</o:Note></o:GetOrder>`, nil},
+		{"missing required child", `<o:GetOrder xmlns:o="urn:example:orders:types"><o:Note>x</o:Note></o:GetOrder>`, ErrInvalidBody},
+		{"unknown child", `<o:GetOrder xmlns:o="urn:example:orders:types"><o:OrderID>1</o:OrderID><o:Admin/></o:GetOrder>`, ErrInvalidBody},
+		{"unqualified child", `<o:GetOrder xmlns:o="urn:example:orders:types"><OrderID>1</OrderID></o:GetOrder>`, ErrInvalidBody},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Check(body(t, tc.body), nil, "")
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Check = %v, want %v", err, tc.want)
+			}
+		})
+	}
+
+	// A schema outside the subset is refused when bodies are to be validated, naming the construct.
+	dir := t.TempDir()
+	abs, err := os.ReadFile(filepath.Join("testdata", "orders-abstract.wsdl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, err := os.ReadFile(filepath.Join("testdata", "orders.wsdl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched := strings.Replace(string(abs), `<xsd:element name="Note" type="xsd:string" minOccurs="0"/>`, `<xsd:any minOccurs="0"/>`, 1)
+	_ = os.WriteFile(filepath.Join(dir, "orders-abstract.wsdl"), []byte(patched), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "orders.wsdl"), main, 0o600)
+	s2, err := Load(filepath.Join(dir, "orders.wsdl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.ValidateBodies(); err == nil || !strings.Contains(err.Error(), "xsd:any") {
+		t.Fatalf("ValidateBodies = %v, want a refusal naming xsd:any", err)
+	}
+}
