@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,10 @@ const (
 	demoJWKSPath     = "wsgate/jwks/demo"
 	demoTokenKeyPath = "wsgate/demo/token-signer"
 	demoAPIKeysPath  = "wsgate/apikeys/demo"
+	// The gateway's decryption identity (certificate + private key) and, as
+	// the partner would hold it, its certificate alone.
+	demoDecryptPath    = "wsgate/encryption/gateway"
+	demoGatewayEncPath = "wsgate/partners/gateway-enc"
 )
 
 // The demo's bearer tokens: who issues them, for whom, and what they grant.
@@ -64,7 +69,7 @@ const demoTemplate = `<echo:Hello xmlns:echo="urn:wsgate:demo:echo"><echo:Name>{
 
 // demoConfig is the embedded default's configuration; %[1]s is the listen
 // address, %[2]s the SOAP echo and %[3]s the REST echo base URL, %[4]s the
-// admin listen address.
+// admin listen address, %[5]s the proxy's own base URL.
 const demoConfig = `# Written by "wsgate demo" on every run (the demo upstreams get fresh
 # loopback ports each time). The keys under secrets/ are kept between runs;
 # delete this directory to start over with fresh ones.
@@ -142,6 +147,46 @@ routes:
           request_template: templates/hello.xml.tmpl
       sign:
         identity: wsgate/signing/partner
+  # XML Encryption: the Body must arrive encrypted for the gateway's
+  # certificate (secrets/wsgate/encryption/gateway.json, RSA-2048) and be
+  # signed like /soap/echo's. wsgate decrypts and verifies, and the echo
+  # service receives only the plaintext Body; a plaintext Body is refused.
+  - name: encrypted
+    path_prefix: /soap/encrypted
+    upstream: %[2]s/ws/echo
+    soap:
+      trust: wsgate/trust/partners
+      require_signed: [body, timestamp]
+      decrypt:
+        identity: wsgate/encryption/gateway
+        require_encrypted: [body]
+  # The partner's side of /soap/encrypted: it signs as the demo partner, then
+  # encrypts for the gateway's certificate (secrets/wsgate/partners/
+  # gateway-enc.json holds the certificate only, as a partner would). This
+  # is what "wsgate encrypt -route partner-encrypted" uses, and it is a live
+  # bridge too: POST /bridge/partner-encrypted/hello (scope echo.write) goes
+  # signed and encrypted through this gateway's own /soap/encrypted.
+  - name: partner-encrypted
+    path_prefix: /bridge/partner-encrypted
+    oauth:
+      issuer: https://idp.demo.invalid/
+      audience: [wsgate-demo]
+      jwks_secret: wsgate/jwks/demo
+      algorithms: [ES256]
+      require_typ: at+jwt
+      scopes:
+        - {methods: [POST], path: "/**", any_of: [echo.write]}
+    bridge:
+      upstream: %[5]s/soap/encrypted
+      soap_version: "1.1"
+      operations:
+        - name: hello
+          action: urn:wsgate:demo:Hello
+          request_template: templates/hello.xml.tmpl
+      sign:
+        identity: wsgate/signing/partner
+      encrypt:
+        certificate: wsgate/partners/gateway-enc
 `
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) int {
@@ -154,6 +199,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 	}
 	created, err := ensureDemoKeys(*dir)
 	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return exitFail
+	}
+	if err := ensureDemoEncryptionKeys(*dir); err != nil {
 		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
 		return exitFail
 	}
@@ -235,6 +284,16 @@ Send it tampered with after signing (rejected: wsse:FailedCheck):
 
 Send it unsigned (rejected: wsse:InvalidSecurity):
   curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @%[4]s %[1]s/soap/echo
+
+Sign it and encrypt its Body for the gateway, then send it to the encrypted
+route (accepted: wsgate decrypts and verifies it, and the echo returns the
+plaintext <echo:Name>World</echo:Name>):
+  go run ./cmd/wsgate encrypt -config %[3]s -route partner-encrypted -in %[4]s \
+    | curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @- %[1]s/soap/encrypted
+
+Send it there signed but not encrypted (rejected: wsse:InvalidSecurity):
+  go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s \
+    | curl -sS -H 'Content-Type: text/xml; charset=utf-8' --data-binary @- %[1]s/soap/encrypted
 
 Verify a signed envelope offline:
   go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s > /tmp/signed.xml
@@ -399,6 +458,49 @@ func ensureDemoKeys(dir string) (bool, error) {
 	return true, nil
 }
 
+// ensureDemoEncryptionKeys writes the gateway's demo decryption identity
+// (a self-signed RSA-2048 key-encipherment certificate and its key) and the
+// certificate-only copy a partner encrypts for, unless they are there. It is
+// apart from ensureDemoKeys so a demo directory made before the encrypted
+// route gains them without losing its other keys.
+func ensureDemoEncryptionKeys(dir string) error {
+	secretsDir := filepath.Join(dir, "secrets")
+	idFile := secretFile(secretsDir, demoDecryptPath)
+	fields, err := readSecretFile(secretsDir, demoDecryptPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		var is pki.Issuer
+		id, err := is.Issue(pki.Options{CommonName: "wsgate demo gateway (encryption)", Key: pki.RSA2048,
+			KeyUsage: x509.KeyUsageKeyEncipherment}, nil)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.KeyPEM(id.Key)
+		if err != nil {
+			return err
+		}
+		fields = map[string]string{"certificate": string(pki.CertPEM(id.Cert)), "private_key": string(keyPEM)}
+		if err := writeSecretFile(idFile, fields); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if fields["certificate"] == "" {
+		return fmt.Errorf("%s has no certificate; remove it to start over", idFile)
+	}
+	return writeSecretFile(secretFile(secretsDir, demoGatewayEncPath), map[string]string{"certificate": fields["certificate"]})
+}
+
+// writeSecretFile writes a file-backend secret, readable by the owner only.
+func writeSecretFile(name string, fields map[string]string) error {
+	data, err := json.MarshalIndent(fields, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(name, append(data, '\n'), 0o600)
+}
+
 // ensureDemoAPIKey returns the demo API key, creating it (and the api_key
 // secret holding only its SHA-256) on the first run. The key itself is kept
 // in apikey.txt for the printed instructions: a demo convenience, where a
@@ -447,7 +549,21 @@ func writeFile(name string, data []byte, perm os.FileMode) error {
 
 // demoConfigFor is the demo configuration for the given listen addresses and upstream base URLs.
 func demoConfigFor(listen, soapURL, restURL, adminListen string) string {
-	return fmt.Sprintf(demoConfig, yamlQuote(listen), soapURL, restURL, yamlQuote(adminListen))
+	return fmt.Sprintf(demoConfig, yamlQuote(listen), soapURL, restURL, yamlQuote(adminListen), selfURL(listen))
+}
+
+// selfURL is the base URL the demo's partner-encrypted bridge reaches this
+// gateway's own listener at: loopback when listen names no host or every
+// interface.
+func selfURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // yamlQuote quotes s as a YAML double-quoted scalar.

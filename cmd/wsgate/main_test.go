@@ -40,13 +40,19 @@ type runningDemo struct {
 
 func startDemo(t *testing.T) *runningDemo {
 	t.Helper()
+	return startDemoOn(t, "127.0.0.1:0")
+}
+
+// startDemoOn starts the demo with its proxy on listen.
+func startDemoOn(t *testing.T, listen string) *runningDemo {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "demo")
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	go func() {
-		done <- cmdDemo(ctx, []string{"-dir", dir, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}, stdout, stderr,
+		done <- cmdDemo(ctx, []string{"-dir", dir, "-listen", listen, "-admin-listen", "127.0.0.1:0"}, stdout, stderr,
 			func(addr string) { ready <- addr })
 	}()
 	d := &runningDemo{dir: dir, stdout: stdout, stderr: stderr}
