@@ -183,20 +183,41 @@ func cmdVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("sign", stderr)
+	return runOffline(ctx, offlineCommand{
+		name:      "sign",
+		routeHelp: "route whose outbound signing identity signs (required)",
+		inHelp:    "envelope to sign (default stdin)",
+		outHelp:   "where to write the signed envelope (default stdout)",
+		check:     (*gateway.OfflineRoute).CanSign,
+		run:       (*gateway.OfflineRoute).Sign,
+	}, args, stdin, stdout, stderr)
+}
+
+// offlineCommand is a command that turns one envelope into another with a
+// route's outbound identity (sign, encrypt): the same flags, the same route
+// builder as serving, and the same input and output handling.
+type offlineCommand struct {
+	name                       string
+	routeHelp, inHelp, outHelp string
+	check                      func(*gateway.OfflineRoute) error
+	run                        func(*gateway.OfflineRoute, []byte) ([]byte, error)
+}
+
+func runOffline(ctx context.Context, c offlineCommand, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags(c.name, stderr)
 	path := fs.String("config", "", "configuration file (required)")
-	routeName := fs.String("route", "", "route whose outbound signing identity signs (required)")
-	in := fs.String("in", "", "envelope to sign (default stdin)")
-	out := fs.String("out", "", "where to write the signed envelope (default stdout)")
+	routeName := fs.String("route", "", c.routeHelp)
+	in := fs.String("in", "", c.inHelp)
+	out := fs.String("out", "", c.outHelp)
 	if !parseFlags(fs, args, stderr) {
 		return exitUsage
 	}
 	if *path == "" || *routeName == "" {
-		fmt.Fprintln(stderr, "wsgate sign: -config and -route are required")
+		fmt.Fprintf(stderr, "wsgate %s: -config and -route are required\n", c.name)
 		return exitUsage
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "wsgate sign: %v\n", err)
+		fmt.Fprintf(stderr, "wsgate %s: %v\n", c.name, err)
 		return exitFail
 	}
 	cfg, ok := loadConfig(*path, stderr)
@@ -208,7 +229,7 @@ func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return fail(err)
 	}
 	defer route.Close()
-	if err := route.CanSign(); err != nil {
+	if err := c.check(route); err != nil {
 		return fail(err)
 	}
 	if err := route.Refresh(ctx); err != nil {
@@ -218,14 +239,14 @@ func cmdSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fail(err)
 	}
-	signed, err := route.Sign(msg)
+	result, err := c.run(route, msg)
 	if err != nil {
 		return fail(err)
 	}
 	if *out == "" || *out == "-" {
-		_, err = stdout.Write(signed)
+		_, err = stdout.Write(result)
 	} else {
-		err = os.WriteFile(*out, signed, 0o644)
+		err = os.WriteFile(*out, result, 0o644)
 	}
 	if err != nil {
 		return fail(err)
