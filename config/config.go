@@ -147,10 +147,14 @@ type Replay struct {
 	Redis Redis `yaml:"redis"`
 }
 
-// Redis locates a Redis server.
+// Redis locates a Redis server, a Sentinel-managed master or a Cluster.
 type Redis struct {
-	// Address is host:port.
+	// Address is host:port of one Redis server. Exclusive with addresses.
 	Address string `yaml:"address"`
+	// Addresses are host:port of the Sentinels (with sentinel_master) or of Redis Cluster seed nodes (without).
+	Addresses []string `yaml:"addresses"`
+	// SentinelMaster is the master name the Sentinels at addresses monitor; the client follows its failovers.
+	SentinelMaster string `yaml:"sentinel_master"`
 	// Prefix is prepended to every key. Default "wsgate:".
 	Prefix string `yaml:"prefix"`
 }

@@ -228,8 +228,20 @@ func (c *Config) Validate() error {
 	c.Secrets.validate(v)
 
 	v.oneOf("replay.store", c.Replay.Store, replayStores)
-	if c.Replay.Store == "redis" {
-		v.hostPort("replay.redis.address", c.Replay.Redis.Address)
+	if rd := c.Replay.Redis; c.Replay.Store == "redis" {
+		switch {
+		case rd.Address != "" && len(rd.Addresses) > 0:
+			v.add("replay.redis", "address and addresses are mutually exclusive")
+		case len(rd.Addresses) > 0:
+			for i, a := range rd.Addresses {
+				v.hostPort(fmt.Sprintf("replay.redis.addresses[%d]", i), a)
+			}
+		default:
+			v.hostPort("replay.redis.address", rd.Address)
+		}
+		if rd.SentinelMaster != "" && len(rd.Addresses) == 0 {
+			v.add("replay.redis.sentinel_master", "needs addresses (the Sentinels)")
+		}
 	}
 
 	if len(c.Routes) == 0 {

@@ -23,7 +23,8 @@ func newRedisStores(r config.Replay, logger *slog.Logger) (*stores, error) {
 	// go-redis reports dial failures through its own package logger, which
 	// writes plain text to stderr; route it into our structured log.
 	redis.SetLogger(redisstore.LogAdapter{L: logger})
-	c := redisstore.NewClient(r.Redis.Address)
+	c := redisstore.NewUniversalClient(redisstore.Topology{Address: r.Redis.Address,
+		Addresses: r.Redis.Addresses, SentinelMaster: r.Redis.SentinelMaster})
 	return &stores{
 		key:    r,
 		replay: redisstore.NewReplayCache(c, r.Redis.Prefix),

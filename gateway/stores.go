@@ -35,7 +35,7 @@ type stores struct {
 // newStores returns prev when the replay section is unchanged, else builds
 // the configured stores.
 func newStores(cfg *config.Config, prev *stores, now func() time.Time, logger *slog.Logger) (*stores, error) {
-	if prev != nil && prev.key == cfg.Replay {
+	if prev != nil && sameReplay(prev.key, cfg.Replay) {
 		return prev, nil
 	}
 	switch cfg.Replay.Store {
