@@ -64,6 +64,17 @@ const (
 	KeyRefIssuerSerial = "issuerserial"
 )
 
+// How Signer.SAMLAssertion is covered by the message signature.
+const (
+	// SAMLRefID is a Reference to the assertion's ID (exc-c14n): standard
+	// XML-DSig, which xmlsec1 and WSS4J both verify. The default.
+	SAMLRefID = "id"
+	// SAMLRefSTRTransform is WSS4J's sender-vouches shape: a
+	// SecurityTokenReference with a SAMLID KeyIdentifier in the Security
+	// header, signed through the STR-Transform (WSS 1.0 §8.3).
+	SAMLRefSTRTransform = "str-transform"
+)
+
 // ErrSignerConfig reports a Signer that cannot sign: no key, a key that does
 // not match the certificate, or an unknown algorithm or mode.
 var ErrSignerConfig = errors.New("wssec: signer is misconfigured")
@@ -109,6 +120,15 @@ type Signer struct {
 	KeyReference string
 	// UsernameToken, when set, is added (unsigned) to the Security header.
 	UsernameToken *UsernameTokenOptions
+	// SAMLAssertion, when set, is a SAML 2.0 assertion, signed by its
+	// issuer, that the message carries for its subject (sender-vouches):
+	// parsed strictly within SAMLLimits, placed first in the Security header
+	// and covered by the message signature as SAMLReference says.
+	SAMLAssertion []byte
+	// SAMLReference is SAMLRefID (default) or SAMLRefSTRTransform.
+	SAMLReference string
+	// SAMLLimits bound the parse of SAMLAssertion; zero means the defaults.
+	SAMLLimits Limits
 }
 
 func (s *Signer) now() time.Time {
@@ -184,6 +204,20 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: key reference %q", ErrSignerConfig, keyRef)
 	}
+	samlRef := s.SAMLReference
+	switch samlRef {
+	case "":
+		samlRef = SAMLRefID
+	case SAMLRefID, SAMLRefSTRTransform:
+	default:
+		return nil, fmt.Errorf("%w: SAML reference %q", ErrSignerConfig, samlRef)
+	}
+	var assertion *etree.Element
+	if len(s.SAMLAssertion) > 0 {
+		if assertion, err = sgParseAssertion(s.SAMLAssertion, s.SAMLLimits); err != nil {
+			return nil, err
+		}
+	}
 	leaf := s.Chain[0]
 	if keyRef == KeyRefSKI && len(leaf.SubjectKeyId) == 0 {
 		return nil, fmt.Errorf("%w: certificate has no subject key identifier", ErrSignerConfig)
@@ -244,6 +278,18 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 	sec.CreateAttr(muPrefix+":mustUnderstand", mu)
 	header.InsertChildAt(0, sec)
 
+	var assertionID string
+	if assertion != nil {
+		for id := range sgCollectIDs(assertion) {
+			if _, dup := ids[id]; dup {
+				return nil, fmt.Errorf("%w: the SAML assertion's ID %q is already in use", ErrDuplicateID, id)
+			}
+			ids[id] = struct{}{}
+		}
+		assertionID = assertion.SelectAttrValue("ID", "")
+		sec.AddChild(assertion)
+	}
+
 	var bstID string
 	if keyRef == KeyRefBST {
 		bstID, err = fresh("X509-")
@@ -285,9 +331,31 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 		}
 	}
 
-	// What is signed, in reference order: Body, Timestamp, then every
-	// WS-Addressing header present (as WSS4J does).
+	var samlSTR *etree.Element
+	if assertion != nil && samlRef == SAMLRefSTRTransform {
+		id, err := fresh("STR-")
+		if err != nil {
+			return nil, err
+		}
+		samlSTR = sec.CreateElement("wsse:SecurityTokenReference")
+		samlSTR.CreateAttr("xmlns:wsse11", NSWSSE11)
+		samlSTR.CreateAttr("wsse11:TokenType", TokenTypeSAML20)
+		samlSTR.CreateAttr("wsu:Id", id)
+		k := samlSTR.CreateElement("wsse:KeyIdentifier")
+		k.CreateAttr("ValueType", ValueTypeSAMLID)
+		k.SetText(assertionID)
+	}
+
+	// What is signed, in reference order: Body, Timestamp, the SAML
+	// assertion (or its token reference), then every WS-Addressing header
+	// present (as WSS4J does).
 	targets := []*etree.Element{body, ts}
+	switch {
+	case samlSTR != nil:
+		targets = append(targets, samlSTR)
+	case assertion != nil:
+		targets = append(targets, assertion)
+	}
 	for _, h := range header.ChildElements() {
 		if h.NamespaceURI() == NSWSA { // To, Action, MessageID, ReplyTo, RelatesTo, From, FaultTo...
 			targets = append(targets, h)
@@ -309,21 +377,39 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", sigAlg)
 
 	for _, t := range targets {
-		id, err := sgEnsureID(t, fresh)
-		if err != nil {
-			return nil, err
-		}
-		canon, err := Canonicalize(t, prefixList, false)
-		if err != nil {
-			return nil, err
-		}
 		h := digHash.New()
-		h.Write(canon)
+		var id string
+		switch t {
+		case assertion: // its own signature covers its ID attribute: no wsu:Id
+			id = assertionID
+		default:
+			if id, err = sgEnsureID(t, fresh); err != nil {
+				return nil, err
+			}
+		}
+		if t == samlSTR {
+			// The STR-Transform digests the token the reference stands for.
+			if err := writeSTRTransform(h, assertion, ""); err != nil {
+				return nil, err
+			}
+		} else {
+			canon, err := Canonicalize(t, prefixList, false)
+			if err != nil {
+				return nil, err
+			}
+			h.Write(canon)
+		}
 		ref := si.CreateElement("ds:Reference")
 		ref.CreateAttr("URI", "#"+id)
 		tr := ref.CreateElement("ds:Transforms").CreateElement("ds:Transform")
-		tr.CreateAttr("Algorithm", sgAlgExcC14N)
-		sgInclusiveNamespaces(tr, prefixList)
+		if t == samlSTR {
+			tr.CreateAttr("Algorithm", algSTRTransform)
+			tp := tr.CreateElement("wsse:TransformationParameters")
+			tp.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", sgAlgExcC14N)
+		} else {
+			tr.CreateAttr("Algorithm", sgAlgExcC14N)
+			sgInclusiveNamespaces(tr, prefixList)
+		}
 		ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", digAlg)
 		ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	}
@@ -532,6 +618,33 @@ func (s *Signer) addUsernameToken(sec *etree.Element, id string, ut *UsernameTok
 	n.SetText(base64.StdEncoding.EncodeToString(nonce))
 	el.CreateElement("wsu:Created").SetText(created)
 	return nil
+}
+
+// sgParseAssertion parses a configured SAML 2.0 assertion with the strict
+// parser: one Assertion element with an ID and its issuer's ds:Signature.
+// Its nodes come from an arena that is never pooled, so they stay its own.
+func sgParseAssertion(b []byte, limits Limits) (*etree.Element, error) {
+	limits = limits.withDefaults()
+	if int64(len(b)) > limits.MaxBytes {
+		return nil, fmt.Errorf("%w: SAML assertion: %w: %d bytes, limit %d", ErrSignerConfig, ErrTooLarge, len(b), limits.MaxBytes)
+	}
+	doc, err := parseXMLString(string(b), limits, new(arena))
+	if err != nil {
+		return nil, fmt.Errorf("%w: SAML assertion: %w", ErrSignerConfig, err)
+	}
+	root := doc.Root()
+	if root == nil || !is(root, NSSAML2, "Assertion") || root.SelectAttrValue("ID", "") == "" {
+		return nil, fmt.Errorf("%w: SAML assertion: not a SAML 2.0 Assertion with an ID", ErrSignerConfig)
+	}
+	signed := false
+	for _, c := range childElements(root) {
+		signed = signed || is(c, NSDSig, "Signature")
+	}
+	if !signed {
+		return nil, fmt.Errorf("%w: SAML assertion: not signed by its issuer", ErrSignerConfig)
+	}
+	doc.RemoveChildAt(root.Index()) // detached, with its own nodes
+	return root, nil
 }
 
 // sgPKIPath encodes the chain as a PkiPath: a SEQUENCE of certificates,

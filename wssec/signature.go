@@ -29,8 +29,12 @@ type signature struct {
 type reference struct {
 	id         string // the URI without '#'
 	prefixList string // InclusiveNamespaces PrefixList of its exc-c14n transform
-	hash       crypto.Hash
-	digest     []byte
+	// strTransform marks WSS 1.0 §8.3's STR-Transform (exc-c14n parameters
+	// only): the URI names a SecurityTokenReference and the digest is over
+	// the token it dereferences to (see dereferenceSTR).
+	strTransform bool
+	hash         crypto.Hash
+	digest       []byte
 }
 
 // parseSignature checks a ds:Signature against the shape WS-Security allows
@@ -125,16 +129,23 @@ func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (refer
 		return ref, fmt.Errorf("%w: %d, limit %d", ErrTooManyTransforms, len(transforms), maxTransforms)
 	}
 	if len(transforms) != 1 || !is(transforms[0], NSDSig, "Transform") {
-		// Detached WS-Security references need exactly one exc-c14n transform;
-		// enveloped, XPath, XSLT and STR transforms are refused.
+		// Detached WS-Security references need exactly one exc-c14n or
+		// STR-Transform; enveloped, XPath and XSLT transforms are refused.
 		return ref, fmt.Errorf("%w: Reference must have exactly one exc-c14n Transform", ErrUnsupportedAlgorithm)
 	}
-	if alg := transforms[0].SelectAttrValue("Algorithm", ""); alg != AlgExcC14N {
-		return ref, fmt.Errorf("%w: Transform %q", ErrUnsupportedAlgorithm, alg)
-	}
 	var err error
-	if ref.prefixList, err = inclusivePrefixes(transforms[0]); err != nil {
-		return ref, err
+	switch alg := transforms[0].SelectAttrValue("Algorithm", ""); alg {
+	case AlgExcC14N:
+		if ref.prefixList, err = inclusivePrefixes(transforms[0]); err != nil {
+			return ref, err
+		}
+	case algSTRTransform:
+		ref.strTransform = true
+		if ref.prefixList, err = strTransformParams(transforms[0]); err != nil {
+			return ref, err
+		}
+	default:
+		return ref, fmt.Errorf("%w: Transform %q", ErrUnsupportedAlgorithm, alg)
 	}
 	if hasChildElement(children[1]) {
 		return ref, fmt.Errorf("%w: DigestMethod parameters", ErrUnsupportedAlgorithm)
@@ -149,6 +160,30 @@ func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (refer
 		return ref, fmt.Errorf("%w: DigestValue has the wrong length", ErrDigestMismatch)
 	}
 	return ref, nil
+}
+
+// algSTRTransform is WSS 1.0 SOAP Message Security §8.3's STR Dereference
+// Transform, as WSS4J signs a sender-vouches SAML token reference.
+const algSTRTransform = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#STR-Transform"
+
+// strTransformParams checks an STR-Transform's parameters: exactly one
+// wsse:TransformationParameters holding exactly one exc-c14n
+// CanonicalizationMethod (with an optional InclusiveNamespaces), whose
+// PrefixList it returns. Anything else is not in the allow-list.
+func strTransformParams(tr *etree.Element) (string, error) {
+	params := childElements(tr)
+	if len(params) != 1 || !is(params[0], NSWSSE, "TransformationParameters") {
+		return "", fmt.Errorf("%w: STR-Transform needs TransformationParameters", ErrUnsupportedAlgorithm)
+	}
+	cm := childElements(params[0])
+	if len(cm) != 1 || !is(cm[0], NSDSig, "CanonicalizationMethod") || cm[0].SelectAttrValue("Algorithm", "") != AlgExcC14N {
+		return "", fmt.Errorf("%w: STR-Transform canonicalization must be exc-c14n", ErrUnsupportedAlgorithm)
+	}
+	prefixes, err := inclusivePrefixes(cm[0])
+	if err != nil {
+		return "", fmt.Errorf("%w: STR-Transform parameters: %v", ErrUnsupportedAlgorithm, err)
+	}
+	return prefixes, nil
 }
 
 // inclusivePrefixes returns the PrefixList of an exc-c14n algorithm element's

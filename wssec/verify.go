@@ -74,6 +74,11 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		if targets[i], err = ids.lookup(ref.id); err != nil {
 			return nil, err
 		}
+		if ref.strTransform { // the token it names is signed, not the reference
+			if targets[i], err = dereferenceSTR(targets[i], security, env.Envelope, ids); err != nil {
+				return nil, err
+			}
+		}
 		signed[targets[i]] = true
 	}
 	// What is signed, by node identity: the Body that will be forwarded,
@@ -500,7 +505,11 @@ func (sig *signature) verifyValue(cert *x509.Certificate) error {
 // canonical form of the element it resolved to, hashed as it is written.
 func (ref *reference) verifyDigest(target *etree.Element) error {
 	h := ref.hash.New()
-	if err := writeExcC14N(h, target, ref.prefixList); err != nil {
+	write := writeExcC14N
+	if ref.strTransform {
+		write = writeSTRTransform
+	}
+	if err := write(h, target, ref.prefixList); err != nil {
 		return fmt.Errorf("%w: canonicalizing #%.64s: %v", ErrDigestMismatch, ref.id, err)
 	}
 	var sum [64]byte
