@@ -139,3 +139,47 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	return addr
 }
+
+// A demo directory made before the encrypted route gains its keys on the
+// next run; later runs keep them.
+func TestDemoEncryptionKeysAddedAndKept(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ensureDemoKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	id := filepath.Join(dir, "secrets/wsgate/encryption/gateway.json")
+	certOnly := filepath.Join(dir, "secrets/wsgate/partners/gateway-enc.json")
+	if _, err := os.Stat(id); err == nil {
+		t.Fatal("ensureDemoKeys wrote the encryption identity; the upgrade path below would test nothing")
+	}
+	if err := ensureDemoEncryptionKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	fields, err := readSecretFile(filepath.Join(dir, "secrets"), demoDecryptPath)
+	if err != nil || fields["certificate"] == "" || fields["private_key"] == "" {
+		t.Fatalf("identity: %v %v", fields, err)
+	}
+	pub, err := readSecretFile(filepath.Join(dir, "secrets"), demoGatewayEncPath)
+	if err != nil || len(pub) != 1 || pub["certificate"] != fields["certificate"] {
+		t.Fatalf("certificate-only secret: %v %v", pub, err)
+	}
+	before := mustRead(t, id)
+	if err := ensureDemoEncryptionKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, mustRead(t, id)) {
+		t.Error("the encryption identity was regenerated")
+	}
+	if err := os.Remove(certOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDemoEncryptionKeys(dir); err != nil || !bytes.Contains(mustRead(t, certOnly), []byte("BEGIN CERTIFICATE")) {
+		t.Errorf("certificate-only secret not rewritten from the identity: %v", err)
+	}
+	if err := os.WriteFile(id, []byte(`{"private_key": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDemoEncryptionKeys(dir); err == nil {
+		t.Error("an identity without a certificate was accepted")
+	}
+}
