@@ -144,7 +144,7 @@ func TestVaultJWTAuthIntegration(t *testing.T) {
 	}
 	mustWrite2(t, root, "auth/"+mount+"/config", map[string]any{
 		"jwks_url": is.jwks.URL, "jwks_ca_pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.jwks.Certificate().Raw})),
-		"bound_issuer": saIssuer,
+		"bound_issuer": saIssuer, "jwt_supported_algs": "ES256", // Vault's default is RS256 alone
 	})
 	base := "wsgate-test/" + sfx
 	policy := `path "secret/data/` + base + `/*" { capabilities = ["read"] }`
