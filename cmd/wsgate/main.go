@@ -86,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code = cmdVersion(rest, stdout, errOut)
 	case "apikey":
 		code = cmdAPIKey(rest, stdout, errOut)
+	case "policy":
+		code = cmdPolicy(rest, stdout, errOut)
 	default:
 		fmt.Fprintf(stderr, "wsgate: unknown command %q\n", cmd)
 		usage(stderr)
@@ -132,6 +134,7 @@ func commands() []command {
 		{"encrypt", "-config FILE -route NAME [-in F] [-out F]", "sign and encrypt a SOAP envelope as the route's bridge.encrypt or soap.encrypt_response does"},
 		{"demo", "[-dir DIR] [-listen ADDR]", "run the embedded default with demo keys and upstreams"},
 		{"apikey", "new [-id ID] [-subject SUB] [-scopes 'A B']", "print a fresh API key and the JSON to store under its id in a route's api_key secret"},
+		{"policy", "-wsdl F [-service S -port P]", "print the soap: block enforcing a WSDL port's WS-SecurityPolicy; exit 1 naming each assertion wsgate cannot enforce"},
 		{"version", "", "print the version (release or VCS revision), the Go version and build information"},
 	}
 }
