@@ -487,6 +487,10 @@ type BridgeSign struct {
 	Identity string `yaml:"identity"`
 	// TransitKey signs with this Vault Transit key; Identity then only holds the certificate.
 	TransitKey string `yaml:"transit_key"`
+	// SAMLAssertion is a KV secret whose field assertion holds a SAML 2.0 assertion, signed by
+	// its IdP, that every outbound message carries in wsse:Security, covered by the message
+	// signature (sender-vouches: the bridge vouches for the assertion's subject).
+	SAMLAssertion string `yaml:"saml_assertion"`
 }
 
 // VerifyResponse names the trust secret for upstream response signatures.

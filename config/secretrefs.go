@@ -26,6 +26,8 @@ const (
 	SecretDeny SecretUse = "deny"
 	// SecretAPIKeys: one field per key id, JSON {"sha256", "subject", "scopes"}.
 	SecretAPIKeys SecretUse = "api_keys"
+	// SecretSAMLAssertion: field assertion, a SAML 2.0 assertion signed by its IdP.
+	SecretSAMLAssertion SecretUse = "saml_assertion"
 )
 
 // SecretRef is one KV secret the configuration names.
@@ -98,6 +100,7 @@ func (c *Config) SecretRefs() []SecretRef {
 					use = SecretCertificate
 				}
 				add(p+".bridge.sign.identity", s.Identity, use)
+				add(p+".bridge.sign.saml_assertion", s.SAMLAssertion, SecretSAMLAssertion)
 			}
 			if b.VerifyResponse != nil {
 				add(p+".bridge.verify_response.trust", b.VerifyResponse.Trust, SecretTrust)

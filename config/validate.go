@@ -650,6 +650,9 @@ func (b *Bridge) validate(v *validator, p string) {
 		if v.required(p+".sign.identity", b.Sign.Identity) {
 			v.secretPath(p+".sign.identity", b.Sign.Identity)
 		}
+		if b.Sign.SAMLAssertion != "" {
+			v.secretPath(p+".sign.saml_assertion", b.Sign.SAMLAssertion)
+		}
 	}
 	if b.VerifyResponse != nil {
 		if v.required(p+".verify_response.trust", b.VerifyResponse.Trust) {

@@ -26,6 +26,9 @@ const (
 	UseCRL         Use = "crl"         // crl: PEM (or DER) certificate revocation list
 	UseDeny        Use = "deny"        // certificates (PEM) and/or sha256 (hex thumbprints)
 	UseAPIKeys     Use = "api_keys"    // per key id: JSON {"sha256", "subject", "scopes"}
+	// UseSAMLAssertion: assertion, a SAML 2.0 assertion (the signer parses
+	// and checks it; secrets does not read XML).
+	UseSAMLAssertion Use = "saml_assertion"
 )
 
 // ErrUnknownUse means Check was asked about a use it does not know.
@@ -140,6 +143,14 @@ func CheckFields(path string, fields map[string]string, use Use) error {
 		return nil
 	case UseAPIKeys:
 		return checkAPIKeys(path, fields)
+	case UseSAMLAssertion:
+		if err := need("assertion"); err != nil {
+			return err
+		}
+		if !strings.Contains(fields["assertion"], "Assertion") {
+			return &CheckError{Path: path, Reason: `field "assertion" is not a SAML assertion`, Err: ErrInvalidSecret}
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownUse, use)
 }
