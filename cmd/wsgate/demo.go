@@ -315,6 +315,11 @@ Call the SOAP echo through the REST -> SOAP bridge with the read-write token
   curl -sS -H "Authorization: Bearer %[9]s" -H 'Content-Type: application/json' \
     -d '{"name": "World"}' %[1]s/bridge/partner/hello
 
+The same through the encrypting bridge (signed, then its Body encrypted for
+the gateway, sent through this gateway's own /soap/encrypted):
+  curl -sS -H "Authorization: Bearer %[9]s" -H 'Content-Type: application/json' \
+    -d '{"name": "World"}' %[1]s/bridge/partner-encrypted/hello
+
 The public REST echo (no checks; a client-sent X-Auth-Subject is dropped):
   curl -sS -H 'X-Auth-Subject: admin' %[1]s/public/echo/hello
 `, base, h.dir, cfg, req, h.keys, h.readToken, demoSubject, demoScope, h.writeToken)

@@ -104,11 +104,11 @@ func TestDemoEncryptedRoute(t *testing.T) {
 
 	// The same route as a live bridge: JSON in, signed and encrypted through
 	// this gateway's /soap/encrypted, JSON out.
-	rw := regexp.MustCompile(`curl -sS -H "Authorization: Bearer ([A-Za-z0-9_.-]+)" -H 'Content-Type: application/json'`).FindStringSubmatch(help)
-	if rw == nil {
-		t.Fatalf("demo instructions lack the read-write token:\n%s", help)
+	rw := regexp.MustCompile(`curl -sS -H "Authorization: Bearer ([A-Za-z0-9_.-]+)" -H 'Content-Type: application/json' \\\n\s+-d '(\{[^']*\})' (\S+/bridge/partner-encrypted/hello)\n`).FindStringSubmatch(help)
+	if rw == nil || rw[3] != d.base+"/bridge/partner-encrypted/hello" {
+		t.Fatalf("demo instructions lack the encrypting bridge call:\n%s", help)
 	}
-	req, _ := http.NewRequest(http.MethodPost, d.base+"/bridge/partner-encrypted/hello", strings.NewReader(`{"name": "World"}`))
+	req, _ := http.NewRequest(http.MethodPost, rw[3], strings.NewReader(rw[2]))
 	req.Header.Set("Authorization", "Bearer "+rw[1])
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
