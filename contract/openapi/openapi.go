@@ -302,7 +302,12 @@ func (h *handler) check(r *http.Request) (*openapi3filter.RequestValidationInput
 
 	// Query: a scalar parameter sent twice is read first-wins by the
 	// validator and last-wins by many frameworks.
-	q := u.Query()
+	// ParseQuery, unlike URL.Query, reports the pairs it could not read (a
+	// ';' separator, a bad escape): a backend may read them, so they are refused.
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, &Error{Sentinel: ErrAmbiguousQuery, Location: "query", Cause: err}
+	}
 	for name, vals := range q {
 		if len(vals) > 1 && !isArrayParam(route, name) {
 			return nil, &Error{Sentinel: ErrAmbiguousQuery, Location: "query." + name}

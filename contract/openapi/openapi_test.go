@@ -78,6 +78,8 @@ func TestRequests(t *testing.T) {
 		{name: "query out of range", method: "GET", target: "/billing/invoices?limit=1000", status: 400, sentinel: ErrInvalidRequest, location: "query.limit"},
 		{name: "query not integer", method: "GET", target: "/billing/invoices?limit=ten", status: 400, sentinel: ErrInvalidRequest, location: "query.limit"},
 		{name: "scalar query repeated", method: "GET", target: "/billing/invoices?limit=1&limit=1000", status: 400, sentinel: ErrAmbiguousQuery, location: "query.limit"},
+		{name: "semicolon separator", method: "GET", target: "/billing/invoices?limit=5;limit=1000", status: 400, sentinel: ErrAmbiguousQuery, location: "query"},
+		{name: "bad escape", method: "GET", target: "/billing/invoices?limit=5&x=%zz", status: 400, sentinel: ErrAmbiguousQuery, location: "query"},
 		{name: "header pattern", method: "GET", target: "/billing/invoices", header: map[string]string{"X-Trace": "nothex!!"}, status: 400, sentinel: ErrInvalidRequest, location: "header.X-Trace"},
 		{name: "path param pattern", method: "GET", target: "/billing/invoices/42", status: 400, sentinel: ErrInvalidRequest, location: "path.id"},
 		{name: "body field", method: "POST", target: "/billing/invoices", ctype: "application/json", body: `{"amount": -1, "currency": "EUR"}`, status: 400, sentinel: ErrInvalidRequest, location: "body.amount"},
