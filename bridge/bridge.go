@@ -70,6 +70,12 @@ type IdentitySource interface {
 	Identity() (chain []*x509.Certificate, key crypto.Signer, err error)
 }
 
+// AssertionSource yields the SAML assertion outbound messages carry, read
+// per call so that a refreshed secret takes effect.
+type AssertionSource interface {
+	Assertion() ([]byte, error)
+}
+
 // Operation is one bridged SOAP operation, reachable as POST <prefix>/<Name>.
 type Operation struct {
 	Name string
@@ -95,6 +101,10 @@ type Options struct {
 	Identity IdentitySource
 	// SignatureTTL is the outbound Timestamp's lifetime; zero means the Signer's 300s.
 	SignatureTTL time.Duration
+	// SAMLAssertion, when set, yields the SAML 2.0 assertion (signed by its
+	// IdP) that every outbound message carries in wsse:Security, covered by
+	// the signature: sender-vouches (bridge.sign.saml_assertion).
+	SAMLAssertion AssertionSource
 	// EncryptFor, when set, encrypts the outbound Body content for the
 	// backend's certificate (bridge.encrypt), after signing: WSS4J's
 	// default order, so the backend decrypts, then verifies a signature
@@ -346,6 +356,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, id string) resul
 		return fail(fmt.Errorf("%w: %w", ErrIdentityUnavailable, err))
 	}
 	signer := wssec.Signer{Chain: chain, Key: key, TTL: h.o.SignatureTTL, Now: h.o.Now}
+	if h.o.SAMLAssertion != nil {
+		if signer.SAMLAssertion, err = h.o.SAMLAssertion.Assertion(); err != nil {
+			return fail(fmt.Errorf("%w: SAML assertion: %w", ErrIdentityUnavailable, err))
+		}
+		signer.SAMLLimits = h.o.Limits
+	}
 	var signed []byte
 	if h.o.EncryptFor != nil {
 		cert, cerr := h.o.EncryptFor.Certificate()
