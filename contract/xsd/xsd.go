@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -827,11 +828,14 @@ func (s *Schema) validate(el *etree.Element, d *elemDecl, path string) error {
 		var assign []*elemDecl
 		for _, e := range ends {
 			if e.pos == len(kids) {
-				assign = e.decls
+				for c := e.decls; c != nil; c = c.next {
+					assign = append(assign, c.d)
+				}
+				slices.Reverse(assign)
 				break
 			}
 		}
-		if assign == nil && len(kids) > 0 || !hasEnd(ends, len(kids)) {
+		if len(assign) != len(kids) || !hasEnd(ends, len(kids)) {
 			return fmt.Errorf("%w: %s: children do not match the content model", ErrInvalid, path)
 		}
 		for i, k := range kids {
@@ -899,16 +903,20 @@ func checkNoAttrs(el *etree.Element, decls []*attrDecl) error {
 // children before it were matched to.
 type state struct {
 	pos   int
-	decls []*elemDecl
+	decls *cons
 }
 
-// maxStates bounds the matcher's frontier (a schema with nested repeats
-// could otherwise make it grow).
-const maxStates = 4096
+// cons is a persistent list of matched declarations, newest first: a
+// match appends in O(1) however many children came before.
+type cons struct {
+	d    *elemDecl
+	next *cons
+}
+
 
 // match returns every state reachable by matching p once-or-as-its-occurs
 // allow, starting at pos.
-func match(p *particle, kids []*etree.Element, pos int, decls []*elemDecl) []state {
+func match(p *particle, kids []*etree.Element, pos int, decls *cons) []state {
 	start := []state{{pos, decls}}
 	var out []state
 	cur := start
@@ -936,7 +944,7 @@ func match(p *particle, kids []*etree.Element, pos int, decls []*elemDecl) []sta
 		if n >= p.min {
 			out = append(out, next...)
 		}
-		if !progress || len(next) > maxStates {
+		if !progress {
 			break
 		}
 		cur = next
@@ -950,8 +958,7 @@ func matchOnce(p *particle, kids []*etree.Element, s state) []state {
 		if s.pos < len(kids) {
 			k := kids[s.pos]
 			if k.Tag == p.elem.name.Local && k.NamespaceURI() == p.elem.name.Space {
-				d := append(append([]*elemDecl(nil), s.decls...), p.elem)
-				return []state{{s.pos + 1, d}}
+				return []state{{s.pos + 1, &cons{p.elem, s.decls}}}
 			}
 		}
 		return nil
@@ -991,8 +998,5 @@ func dedupe(in []state) []state {
 			out = append(out, s)
 		}
 	}
-	if len(out) > maxStates {
-		out = out[:maxStates]
-	}
-	return out
+	return out // at most one state per position: len(kids)+1
 }

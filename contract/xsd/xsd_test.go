@@ -276,3 +276,20 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestManyChildren: a long repeat is matched in linear time and memory.
+func TestManyChildren(t *testing.T) {
+	s, err := loadSchema(t, `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" xmlns:t="urn:t" elementFormDefault="qualified">
+  <xs:element name="L"><xs:complexType><xs:sequence><xs:element name="a" type="xs:int" maxOccurs="unbounded"/></xs:sequence></xs:complexType></xs:element></xs:schema>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := `<L xmlns="urn:t">` + strings.Repeat("<a>1</a>", maxChildren) + `</L>`
+	if err := validate(t, s, doc); err != nil {
+		t.Fatal(err)
+	}
+	over := `<L xmlns="urn:t">` + strings.Repeat("<a>1</a>", maxChildren+1) + `</L>`
+	if err := validate(t, s, over); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("over maxChildren: %v", err)
+	}
+}
