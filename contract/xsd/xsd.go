@@ -913,7 +913,6 @@ type cons struct {
 	next *cons
 }
 
-
 // match returns every state reachable by matching p once-or-as-its-occurs
 // allow, starting at pos.
 func match(p *particle, kids []*etree.Element, pos int, decls *cons) []state {
