@@ -370,6 +370,14 @@ routes:
 	if w.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d", w.Code)
 	}
+	// The label values the rules and panels select on are the ones the
+	// gateway writes.
+	for _, want := range []string{`outcome="upstream_failed"`, `outcome="rate_limited"`, `outcome="rejected"`,
+		`outcome="accepted"`, `reason="rate_limited"`, `wsgate_secret_age_seconds{secret="wsgate/jwks/hmac"}`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 	exported := map[string]bool{}
 	sc := bufio.NewScanner(w.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
