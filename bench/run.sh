@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # bench/run.sh: wsgate against its peers, side by side in one run on one
-# machine (issues 7 and 18): libxmlsec1 for verification, nginx and HAProxy
-# as plain reverse proxies. See bench/README.md. Not run by CI.
+# machine (issues 7, 13 and 18): libxmlsec1 for verification and for
+# decrypt+verify, nginx and HAProxy as plain reverse proxies. See
+# bench/README.md. Not run by CI.
 #
 #   bench/run.sh            # about three minutes
+#   INPROCESS=1 bench/run.sh  # the in-process tables only (no wrk, no peers)
 #
 # Environment: DURATION (s per wrk run, 5), THREADS (wrk, 2), CONNS (wrk, 16),
 # VERIFY_SECONDS (s per envelope, 3), SOAP_MESSAGES (distinct signed
 # envelopes for the SOAP route, 100000), PYTHON (/usr/bin/python3), KEEP=1
 # keeps the work directory, WSGATE_GOGC sets GOGC for wsgate only, NGINX and
-# HAPROXY the peers' binaries (default: from PATH, else /usr/sbin).
+# HAPROXY the peers' binaries (default: from PATH, else /usr/sbin),
+# INPROCESS=1 stops after the in-process tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,15 +23,19 @@ VERIFY_SECONDS=${VERIFY_SECONDS:-3}
 SOAP_MESSAGES=${SOAP_MESSAGES:-100000}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
+INPROCESS=${INPROCESS:-}
+
 die() { echo "bench: $*" >&2; exit 1; }
 command -v go >/dev/null || die "go not found"
-command -v wrk >/dev/null || die "wrk not found (apt-get install -y wrk)"
 "$PYTHON" -c 'import xmlsec, lxml' 2>/dev/null ||
 	die "$PYTHON cannot import xmlsec (apt-get install -y python3-xmlsec)"
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-HAPROXY=${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
-[ -x "$NGINX" ] || die "nginx not found (apt-get install -y --no-install-recommends nginx; stop and disable its service: run.sh starts its own on 127.0.0.1)"
-[ -x "$HAPROXY" ] || die "haproxy not found (apt-get install -y --no-install-recommends haproxy; stop and disable its service: run.sh starts its own on 127.0.0.1)"
+if [ "$INPROCESS" != 1 ]; then
+	command -v wrk >/dev/null || die "wrk not found (apt-get install -y wrk)"
+	NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+	HAPROXY=${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
+	[ -x "$NGINX" ] || die "nginx not found (apt-get install -y --no-install-recommends nginx; stop and disable its service: run.sh starts its own on 127.0.0.1)"
+	[ -x "$HAPROXY" ] || die "haproxy not found (apt-get install -y --no-install-recommends haproxy; stop and disable its service: run.sh starts its own on 127.0.0.1)"
+fi
 
 work=$(mktemp -d /tmp/wsgate-bench.XXXXXX)
 pids=()
@@ -48,6 +55,45 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/upstream.addr" ] && break; sleep 0.05; done
 up=$(cat "$work/upstream.addr")
 "$work/wsbench" gen -dir "$work" -upstream "http://$up"
+
+# In-process, one core, before anything else runs: wssec and libxmlsec1 on
+# the same envelope files.
+echo "verifying in-process on one core: wssec..." >&2
+"$work/wsbench" verify -dir "$work" -duration "${VERIFY_SECONDS}s" >"$work/wssec.tsv"
+echo "verifying in-process on one core: libxmlsec1..." >&2
+"$PYTHON" bench/xmlsec_verify.py "$work" "$VERIFY_SECONDS" >"$work/xmlsec.tsv"
+echo "decrypting and verifying in-process on one core: wssec..." >&2
+"$work/wsbench" decrypt -dir "$work" -duration "${VERIFY_SECONDS}s" >"$work/wssec-decrypt.tsv"
+echo "decrypting and verifying in-process on one core: libxmlsec1..." >&2
+"$PYTHON" bench/xmlsec_decrypt.py "$work" "$VERIFY_SECONDS" >"$work/xmlsec-decrypt.tsv"
+
+"$PYTHON" - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+
+def tsv(name):
+    rows = [l.rstrip("\n").split("\t") for l in open("%s/%s" % (work, name))][1:]
+    return {r[0]: (int(r[1]), float(r[2])) for r in rows}
+
+def table(title, go, py):
+    print(title)
+    print("%-14s %9s %10s %11s %7s" % ("envelope", "bytes", "wssec", "libxmlsec1", "ratio"))
+    for name, (size, rate) in go.items():
+        if name.startswith("raw-"):
+            continue
+        peer = py[name][1]
+        print("%-14s %9d %10.0f %11.0f %7.2f" % (name, size, rate, peer, rate / peer))
+
+go = tsv("wssec.tsv")
+table("\nWS-Security verification in-process, one core (messages/s)", go, tsv("xmlsec.tsv"))
+for kt in ("rsa2048", "ecp256"):
+    raw = go["raw-" + kt][1]
+    print("raw %s verify: %.0f/s; wssec 2KB envelope / raw = %.2f" % (kt, raw, go[kt + "-2KB"][1] / raw))
+table("\nWS-Security decrypt + verify in-process, one core (messages/s; signed by RSA-2048, then\n"
+      "Body encrypted: rsa-oaep-mgf1p RSA-2048 + AES-128-GCM, as WSS4J does by default)",
+      tsv("wssec-decrypt.tsv"), tsv("xmlsec-decrypt.tsv"))
+PY
+[ "$INPROCESS" = 1 ] && exit 0
 
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() { # name port pid
@@ -121,11 +167,6 @@ wait_port haproxy "$haproxy_port" "$haproxy_pid"
 nginx="127.0.0.1:$nginx_port"
 haproxy="127.0.0.1:$haproxy_port"
 
-echo "verifying in-process on one core: wssec..." >&2
-"$work/wsbench" verify -dir "$work" -duration "${VERIFY_SECONDS}s" >"$work/wssec.tsv"
-echo "verifying in-process on one core: libxmlsec1..." >&2
-"$PYTHON" bench/xmlsec_verify.py "$work" "$VERIFY_SECONDS" >"$work/xmlsec.tsv"
-
 echo "starting wsgate..." >&2
 env ${WSGATE_GOGC:+GOGC=$WSGATE_GOGC} "$work/wsgate" serve -config "$work/wsgate.yaml" >"$work/wsgate.log" 2>&1 &
 gw_pid=$!
@@ -181,22 +222,6 @@ hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$gw_pid/status")
 "$PYTHON" - "$work" "$hwm" "$THREADS" "$CONNS" "$DURATION" <<'PY'
 import re, sys
 work, hwm_kb, threads, conns, duration = sys.argv[1:6]
-
-def tsv(name):
-    rows = [l.rstrip("\n").split("\t") for l in open("%s/%s" % (work, name))][1:]
-    return {r[0]: (int(r[1]), float(r[2])) for r in rows}
-
-go, py = tsv("wssec.tsv"), tsv("xmlsec.tsv")
-print("\nWS-Security verification in-process, one core (messages/s)")
-print("%-14s %9s %10s %11s %7s" % ("envelope", "bytes", "wssec", "libxmlsec1", "ratio"))
-for name, (size, rate) in go.items():
-    if name.startswith("raw-"):
-        continue
-    peer = py[name][1]
-    print("%-14s %9d %10.0f %11.0f %7.2f" % (name, size, rate, peer, rate / peer))
-for kt in ("rsa2048", "ecp256"):
-    raw = go["raw-" + kt][1]
-    print("raw %s verify: %.0f/s; wssec 2KB envelope / raw = %.2f" % (kt, raw, go[kt + "-2KB"][1] / raw))
 
 def unit(v, u):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[u]

@@ -26,7 +26,11 @@ PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True
 
 
 def verify(msg, key):
-    doc = etree.fromstring(msg, PARSER)
+    verify_doc(etree.fromstring(msg, PARSER), key)
+
+
+def verify_doc(doc, key):
+    """Verifies the wsse:Security signature of the parsed envelope doc."""
     sig = doc.find(".//wsse:Security/ds:Signature", NS)
     ctx = xmlsec.SignatureContext()
     ctx.key = key
