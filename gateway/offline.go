@@ -32,7 +32,8 @@ type OfflineRoute struct {
 	verifier *wssec.Verifier
 	signer   bridge.IdentitySource
 	signErr  error
-	encCert  *certificateSource // bridge.encrypt or soap.encrypt_response; see Encrypt
+	saml     bridge.AssertionSource // bridge.sign.saml_assertion, or nil
+	encCert  *certificateSource     // bridge.encrypt or soap.encrypt_response; see Encrypt
 	encErr   error
 }
 
@@ -70,6 +71,9 @@ func Route(cfg *config.Config, name string, deps Deps) (*OfflineRoute, error) {
 		}
 	}
 	o.signer, o.signErr = signingSource(env, r)
+	if r.Bridge != nil {
+		o.saml = bridgeAssertion(env, r.Bridge.Sign)
+	}
 	o.encCert, o.encErr = encryptionSource(env, r)
 	return o, nil
 }
@@ -124,7 +128,12 @@ func (o *OfflineRoute) Sign(msg []byte) ([]byte, error) {
 	if o.route.SOAP != nil {
 		ttl = o.route.SOAP.Timestamp.TTL.D()
 	}
-	s := wssec.Signer{Chain: chain, Key: key, TTL: ttl}
+	s := wssec.Signer{Chain: chain, Key: key, TTL: ttl, Now: o.env.now, SAMLLimits: xmlLimits(o.cfg)}
+	if o.saml != nil {
+		if s.SAMLAssertion, err = o.saml.Assertion(); err != nil {
+			return nil, fmt.Errorf("SAML assertion: %w", err)
+		}
+	}
 	return s.SignBytes(msg, xmlLimits(o.cfg))
 }
 

@@ -89,6 +89,7 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 	if b.Encrypt != nil {
 		o.EncryptFor = newCertificateSource(env.secrets, b.Encrypt.Certificate)
 	}
+	o.SAMLAssertion = bridgeAssertion(env, b.Sign)
 	if vr := b.VerifyResponse; vr != nil {
 		o.VerifyResponse = &wssec.Verifier{
 			Policy: wssec.Policy{
@@ -105,6 +106,27 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// bridgeAssertion is bridge.sign.saml_assertion's source (field assertion,
+// re-read with the secret), or nil when the route sends none.
+func bridgeAssertion(env *routeEnv, s *config.BridgeSign) bridge.AssertionSource {
+	if s == nil || s.SAMLAssertion == "" {
+		return nil
+	}
+	return assertionSecret{env.secrets.Fields(s.SAMLAssertion)}
+}
+
+// assertionSecret reads the field assertion of a KV secret.
+type assertionSecret struct{ fields *secrets.FieldSet }
+
+// Assertion implements bridge.AssertionSource.
+func (a assertionSecret) Assertion() ([]byte, error) {
+	v, err := a.fields.Field("assertion")
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v), nil
 }
 
 // bridgeIdentity is the outbound signing key's source: the identity secret's
