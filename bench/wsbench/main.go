@@ -16,6 +16,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -564,5 +565,23 @@ func decrypt(args []string) error {
 		}
 		fmt.Printf("%s\t%d\t%.1f\n", name, len(msg), rate)
 	}
+	// The floor: unwrapping a 16-byte session key with RSA-2048 OAEP (SHA-1,
+	// as rsa-oaep-mgf1p), the private-key operation every message pays.
+	pub, ok := gwCert[0].PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("gateway key is %T, not RSA", gwCert[0].PublicKey)
+	}
+	wrapped, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, make([]byte, 16), nil)
+	if err != nil {
+		return err
+	}
+	rate, err := loop(*duration, func() error {
+		_, err := dec.Decrypt(rand.Reader, wrapped, &rsa.OAEPOptions{Hash: crypto.SHA1})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("raw-rsa2048-oaep\t0\t%.1f\n", rate)
 	return nil
 }
