@@ -103,7 +103,11 @@
 //     unavailable (a readiness failure), never a silent acceptance.
 //   - Algorithms come from an allow-list (RSA and ECDSA with SHA-256/384/512,
 //     exclusive c14n only, no comments, no transforms but one exc-c14n, no
-//     HMAC, no MD5; SHA-1 only where a route opts in). Shape is checked
+//     HMAC, no MD5; SHA-1 only where a route opts in). The one exception is
+//     WSS 1.0's STR-Transform with exc-c14n parameters (strtransform.go),
+//     for a token reference in the processed Security header naming the
+//     processed assertion, and nothing else: it dereferences to that node
+//     only, and the assertion (not the reference) then counts as signed. Shape is checked
 //     before any cryptography (BSP R5401-R5423 where they matter).
 //   - Freshness: a present Timestamp is checked (one Created, at most one
 //     Expires, UTC, TTL and future skew); where required it must be signed.
@@ -130,10 +134,9 @@
 //
 // Out of scope: symmetric (HMAC) signatures, encrypted Signatures, SAML
 // EncryptedAssertions, symmetric-binding keys (a ReferenceList outside an
-// EncryptedKey, DerivedKeyToken), OCSP, the
-// STR-Transform (a sender-vouches signature names the assertion directly or
-// signs the token reference itself) and confidentiality of the message,
-// which TLS gives.
+// EncryptedKey, DerivedKeyToken), OCSP, the STR-Transform to anything but
+// the processed SAML assertion (a BinarySecurityToken, a token elsewhere)
+// and confidentiality of the message, which TLS gives.
 // Exclusive c14n does not sign namespace declarations that only QNames in
 // content use (xsi:type="p:T"): a signer that relies on them must name them
 // in InclusiveNamespaces. A route without a Timestamp has only weak replay
