@@ -189,6 +189,8 @@ type Route struct {
 	// UpstreamTLS configures TLS to an https upstream (and bridge.upstream): the CA bundle to
 	// trust and an optional client identity. Absent: system roots, no client certificate.
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
+	// Timeout bounds this route's upstream round trip (up to the response headers): a slower upstream gets 504. Default limits.upstream_timeout. Not used by bridge routes (limits.upstream_timeout applies).
+	Timeout Duration `yaml:"timeout"`
 	// Bridge turns JSON requests into signed SOAP calls.
 	Bridge *Bridge `yaml:"bridge"`
 	// OpenAPI is an OpenAPI 3 document (YAML or JSON; relative to the config file) that

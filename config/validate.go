@@ -358,10 +358,16 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 		return
 	}
 
+	if r.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative")
+	}
 	switch r.Kind() {
 	case KindBridge:
 		if r.Upstream != "" {
 			v.add(p+".upstream", "not used by bridge routes (set bridge.upstream)")
+		}
+		if r.Timeout != 0 {
+			v.add(p+".timeout", "not used by bridge routes (limits.upstream_timeout applies)")
 		}
 		// The bridge signs with the gateway's identity: without oauth it would
 		// sign anything for anyone.

@@ -307,7 +307,7 @@ func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger, onErr
 	return proxy.New(proxy.Options{
 		Upstream:    r.Upstream,
 		StripPrefix: r.PathPrefix,
-		Timeout:     env.cfg.Limits.UpstreamTimeout.D(),
+		Timeout:     upstreamTimeout(env.cfg, r),
 		Transport:   t,
 		Logger:      logger,
 		OnError:     onError,

@@ -1,0 +1,38 @@
+package config
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// routes[].timeout: optional, not negative, and not on bridge routes
+// (whose upstream call uses limits.upstream_timeout).
+func TestValidateRouteTimeout(t *testing.T) {
+	tests := []struct {
+		name  string
+		patch func(c *Config)
+		want  []string
+	}{
+		{"set on soap and oauth routes", func(c *Config) {
+			c.Routes[0].Timeout = Duration(5 * time.Second)
+			c.Routes[1].Timeout = Duration(time.Second)
+		}, nil},
+		{"negative", func(c *Config) { c.Routes[0].Timeout = Duration(-time.Second) }, []string{"routes[0].timeout: must not be negative"}},
+		{"bridge", func(c *Config) { c.Routes[2].Timeout = Duration(time.Second) }, []string{
+			"routes[2].timeout: not used by bridge routes (limits.upstream_timeout applies)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.patch(c)
+			var got []string
+			for _, fe := range FieldErrors(c.Validate()) {
+				got = append(got, fe.Error())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
+			}
+		})
+	}
+}
