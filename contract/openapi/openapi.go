@@ -31,6 +31,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"wsgate/internal/reqscope"
 )
 
 // Sentinels, one per distinguishable refusal.
@@ -201,6 +203,15 @@ func (h *handler) filterOptions() *openapi3filter.Options {
 	}
 }
 
+// outcomeReporter is rest.OutcomeReporter's method: a handler behind the
+// authentication edge that decides the outcome of what the edge let in.
+type outcomeReporter interface{ ReportsOutcome() }
+
+// ReportsOutcome tells the REST edge in front that the contract decides the
+// outcome of the requests it lets through: a request the contract refuses
+// is rejected, not accepted.
+func (h *handler) ReportsOutcome() {}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	input, err := h.check(r)
 	if err != nil {
@@ -208,6 +219,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.o.ValidateResponses {
+		h.accept(r)
 		h.next.ServeHTTP(w, r)
 		return
 	}
@@ -231,6 +243,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, &Error{Sentinel: ErrInvalidResponse, Location: location(err), Cause: err})
 		return
 	}
+	h.accept(r)
 	dst := w.Header()
 	for k, v := range rec.header {
 		dst[k] = v
@@ -239,10 +252,27 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.body.Bytes())
 }
 
+// accept records that the contract let r through, unless the handler
+// behind it (the bridge) still decides.
+func (h *handler) accept(r *http.Request) {
+	if _, later := h.next.(outcomeReporter); !later {
+		reqscope.Of(r).Decide(reqscope.Accepted, "ok")
+	}
+}
+
 // refuse logs the cause and answers in the route's protocol.
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	status := StatusOf(err)
-	h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "openapi contract refused",
+	outcome, level := reqscope.Rejected, slog.LevelWarn
+	switch {
+	case errors.Is(err, ErrInvalidResponse):
+		outcome, level = reqscope.Failed, slog.LevelError
+	case status >= http.StatusInternalServerError:
+		outcome, level = reqscope.Unavailable, slog.LevelError
+	}
+	reqscope.Of(r).Decide(outcome, "contract")
+	h.o.Logger.LogAttrs(r.Context(), level, "openapi contract refused",
+		slog.String("request_id", reqscope.IDOf(r)), slog.String("outcome", string(outcome)),
 		slog.Int("status", status), slog.String("error", err.Error()))
 	if status == http.StatusMethodNotAllowed {
 		var e *Error

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"wsgate/internal/reqscope"
 	"wsgate/rest"
 )
 
@@ -116,10 +117,19 @@ func TestRequests(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}
+			scope := reqscope.New("rid", "192.0.2.1")
+			req = req.WithContext(reqscope.With(req.Context(), scope))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d (err %v) body %s", rec.Code, tc.status, lastErr, rec.Body)
+			}
+			wantOutcome := reqscope.Rejected
+			if tc.sentinel == nil {
+				wantOutcome = reqscope.Accepted
+			}
+			if o, _ := scope.Outcome(); o != wantOutcome {
+				t.Fatalf("outcome %q, want %q", o, wantOutcome)
 			}
 			if tc.sentinel == nil {
 				if up.hits.Load() != 1 {
@@ -169,9 +179,18 @@ func TestResponses(t *testing.T) {
 			var lastErr error
 			h := newHandler(t, up, true, &lastErr)
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", tc.target, nil))
+			scope := reqscope.New("rid", "192.0.2.1")
+			req := httptest.NewRequest("GET", tc.target, nil)
+			h.ServeHTTP(rec, req.WithContext(reqscope.With(req.Context(), scope)))
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d (err %v)", rec.Code, tc.status, lastErr)
+			}
+			wantOutcome := reqscope.Accepted
+			if tc.status == 502 {
+				wantOutcome = reqscope.Failed
+			}
+			if o, _ := scope.Outcome(); o != wantOutcome {
+				t.Fatalf("outcome %q, want %q", o, wantOutcome)
 			}
 			if tc.status == 502 {
 				if !errors.Is(lastErr, ErrInvalidResponse) {
