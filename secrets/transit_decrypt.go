@@ -96,9 +96,12 @@ func (t *TransitDecrypter) Decrypt(_ io.Reader, ciphertext []byte, opts crypto.D
 		"ciphertext": "vault:v" + strconv.Itoa(t.version) + ":" + base64.StdEncoding.EncodeToString(ciphertext),
 	})
 	switch {
-	case isStatus(err, http.StatusBadRequest):
-		// Vault answers 400 for a ciphertext that does not decrypt. The
-		// text is Vault's; it names no key material.
+	case isStatus(err, http.StatusBadRequest), isStatus(err, http.StatusInternalServerError):
+		// Vault answers a ciphertext it cannot decrypt with 400 (malformed)
+		// or 500 (v1.21: "failed to RSA decrypt the ciphertext", an
+		// errutil.InternalError). Both are one failure to the sender: a
+		// padding oracle needs failures it can tell apart. Vault's text
+		// names no key material, but it is not repeated anyway.
 		return nil, fmt.Errorf("%w: %s", ErrTransitDecrypt, where)
 	case err != nil:
 		return nil, fmt.Errorf("secrets: vault transit %s: %w: %w", where, ErrUnavailable, compact(err))
