@@ -191,6 +191,8 @@ type Route struct {
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
 	// Timeout bounds this route's upstream round trip (up to the response headers): a slower upstream gets 504. Default limits.upstream_timeout. Not used by bridge routes (limits.upstream_timeout applies).
 	Timeout Duration `yaml:"timeout"`
+	// Retries re-sends a GET, HEAD, OPTIONS, PUT or DELETE without a body up to this many times when the upstream could not be reached or dropped the connection before answering; a POST or PATCH is never sent twice. Default 0, at most 5. Not on bridge routes.
+	Retries int `yaml:"retries"`
 	// Bridge turns JSON requests into signed SOAP calls.
 	Bridge *Bridge `yaml:"bridge"`
 	// OpenAPI is an OpenAPI 3 document (YAML or JSON; relative to the config file) that

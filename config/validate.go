@@ -361,6 +361,9 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	if r.Timeout < 0 {
 		v.add(p+".timeout", "must not be negative")
 	}
+	if r.Retries < 0 || r.Retries > 5 {
+		v.add(p+".retries", "must be between 0 and 5")
+	}
 	switch r.Kind() {
 	case KindBridge:
 		if r.Upstream != "" {
@@ -368,6 +371,9 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 		}
 		if r.Timeout != 0 {
 			v.add(p+".timeout", "not used by bridge routes (limits.upstream_timeout applies)")
+		}
+		if r.Retries != 0 {
+			v.add(p+".retries", "not used by bridge routes (their SOAP calls are POSTs, never sent twice)")
 		}
 		// The bridge signs with the gateway's identity: without oauth it would
 		// sign anything for anyone.

@@ -294,7 +294,7 @@ func newUpstreamTransportFor(env *routeEnv, r *config.Route, upstream string) (h
 		return nil, err
 	}
 	*env.transports = append(*env.transports, t)
-	return &timedTransport{next: t, metrics: env.metrics.Route(r.Name, r.Kind()), now: env.now}, nil
+	return &timedTransport{next: withRetries(t, r.Retries), metrics: env.metrics.Route(r.Name, r.Kind()), now: env.now}, nil
 }
 
 // newUpstreamProxy is the route's reverse proxy to its upstream, with the
