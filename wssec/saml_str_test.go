@@ -291,6 +291,8 @@ func TestWriteSTRTransform(t *testing.T) {
 		{`<a:T xmlns:a="urn:a" x="1"><a:c/></a:T>`, `<a:T xmlns="" xmlns:a="urn:a" x="1"><a:c></a:c></a:T>`},
 		{`<a:T xmlns:a="urn:a"/>`, `<a:T xmlns="" xmlns:a="urn:a"></a:T>`},
 		{`<T xmlns="urn:d"><c/></T>`, `<T xmlns="urn:d"><c></c></T>`},
+		// A default namespace in scope is always rendered (WSS4J's "#default").
+		{`<r xmlns="urn:d"><a:T xmlns:a="urn:a"/></r>`, `<a:T xmlns="urn:d" xmlns:a="urn:a"></a:T>`},
 	}
 	for _, c := range cases {
 		doc := etree.NewDocument()
@@ -298,7 +300,11 @@ func TestWriteSTRTransform(t *testing.T) {
 			t.Fatal(err)
 		}
 		var b bytes.Buffer
-		if err := writeSTRTransform(&b, doc.Root(), ""); err != nil {
+		token := doc.Root()
+		if token.Tag == "r" {
+			token = token.ChildElements()[0]
+		}
+		if err := writeSTRTransform(&b, token, ""); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != c.want {

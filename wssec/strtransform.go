@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -50,13 +51,15 @@ func dereferenceSTR(str, security, root *etree.Element, ids *idIndex) (*etree.El
 }
 
 // writeSTRTransform writes the STR-Transform's output for token: its
-// exc-c14n form, where it stands (its parent is the reference's), with a
-// default namespace declaration on the apex element: §8.3 has the default
-// namespace output, as xmlns="" when none is in scope, which is what WSS4J
-// digests.
+// exc-c14n form, where it stands (its parent is the reference's), with the
+// default namespace always inclusive and, when the apex element declares
+// none, xmlns="" added to it. That is §8.3's default namespace rule as
+// WSS4J 1.6 implements it (org.apache.ws.security.transform.STRTransform:
+// canonicalizeSubtree with "#default", then `xmlns="" ` inserted after the
+// apex's first blank), which is what a WSS4J signer digests.
 func writeSTRTransform(sink io.Writer, token *etree.Element, prefixList string) error {
 	var buf bytes.Buffer
-	if err := writeExcC14N(&buf, token, prefixList); err != nil {
+	if err := writeExcC14N(&buf, token, strings.TrimSpace("#default "+prefixList)); err != nil {
 		return err
 	}
 	out := buf.Bytes()
@@ -64,7 +67,7 @@ func writeSTRTransform(sink io.Writer, token *etree.Element, prefixList string) 
 	if len(out) == 0 || out[0] != '<' || end < 0 {
 		return fmt.Errorf("%w: canonical token", ErrMalformedSignature)
 	}
-	if bytes.Contains(out[:end], []byte(` xmlns="`)) {
+	if bytes.Contains(out[:end], []byte(`xmlns=`)) { // WSS4J's test, on the apex tag
 		_, err := sink.Write(out)
 		return err
 	}
