@@ -18,6 +18,21 @@ import (
 // $VAULT_TOKEN. Vault is not contacted here: a Vault that is down at
 // start-up leaves secrets unloaded (routes answer 503) until it is back.
 func newVaultBackend(ctx context.Context, cfg *config.Config, cfgDir string, logger *slog.Logger) (v *secrets.Vault, stop func(), err error) {
+	opts := VaultOptions(cfg, cfgDir)
+	opts.Logger = logger.With(slog.String("component", "vault"))
+	v, err = secrets.NewVault(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, runInBackground(ctx, v.Run), nil
+}
+
+// VaultOptions maps cfg.secrets.vault onto the Vault backend's options, the
+// one mapping serving and `check-config -secrets` share. Relative
+// token_file, secret_id_file, jwt_file and ca_cert are resolved against
+// cfgDir, the config file's directory; with auth method token and no
+// token_file, the token is $VAULT_TOKEN.
+func VaultOptions(cfg *config.Config, cfgDir string) secrets.VaultOptions {
 	vc := cfg.Secrets.Vault
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -25,7 +40,7 @@ func newVaultBackend(ctx context.Context, cfg *config.Config, cfgDir string, log
 		}
 		return filepath.Join(cfgDir, p)
 	}
-	v, err = secrets.NewVault(secrets.VaultOptions{
+	return secrets.VaultOptions{
 		Address:      vc.Address,
 		KVMount:      vc.KVMount,
 		CACertFile:   rel(vc.CACert),
@@ -38,12 +53,7 @@ func newVaultBackend(ctx context.Context, cfg *config.Config, cfgDir string, log
 		JWTFile:      rel(vc.Auth.JWTFile),
 		JWTMount:     vc.Auth.Mount,
 		AppRoleMount: vc.Auth.Mount, // the one mount key names whichever method is used
-		Logger:       logger.With(slog.String("component", "vault")),
-	})
-	if err != nil {
-		return nil, nil, err
 	}
-	return v, runInBackground(ctx, v.Run), nil
 }
 
 // newVaultPKI builds the tls.pki listener certificate over v and keeps it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"wsgate/config"
+	"wsgate/gateway"
 	"wsgate/secrets"
 )
 
@@ -118,29 +119,9 @@ func checkBackend(cfg *config.Config, baseDir string) (secrets.Backend, error) {
 	case "file":
 		return secrets.NewFile(resolve(baseDir, s.File.Dir)), nil
 	case "vault":
-		vc := s.Vault
-		rel := func(p string) string {
-			if p == "" {
-				return ""
-			}
-			return resolve(baseDir, p)
-		}
-		return secrets.NewVault(secrets.VaultOptions{
-			Address:      vc.Address,
-			KVMount:      vc.KVMount,
-			CACertFile:   rel(vc.CACert),
-			Method:       vc.Auth.Method,
-			Token:        os.Getenv("VAULT_TOKEN"),
-			TokenFile:    rel(vc.Auth.TokenFile),
-			RoleID:       vc.Auth.RoleID,
-			SecretIDFile: rel(vc.Auth.SecretIDFile),
-			Role:         vc.Auth.Role,
-			JWTFile:      rel(vc.Auth.JWTFile),
-			JWTMount:     vc.Auth.Mount,
-			AppRoleMount: vc.Auth.Mount, // the one mount key names whichever method is used
-			Timeout:      10 * time.Second,
-			MaxRetries:   1,
-		})
+		opts := gateway.VaultOptions(cfg, baseDir)
+		opts.Timeout, opts.MaxRetries = 10*time.Second, 1
+		return secrets.NewVault(opts)
 	}
 	return nil, fmt.Errorf("unknown secrets backend %q", cfg.Secrets.Backend)
 }
