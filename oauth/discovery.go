@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -92,12 +91,7 @@ func NewDiscoverySource(o DiscoveryOptions) (*DiscoverySource, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &http.Client{Timeout: o.Timeout}
-	if o.Client != nil {
-		cc := *o.Client
-		c = &cc
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := noRedirectClient(o.Client, o.Timeout)
 	s := &DiscoverySource{o: o, client: c, urls: DiscoveryURLs(o.Issuer)}
 	s.state.Store(&discoveryState{})
 	return s, nil
@@ -303,12 +297,9 @@ func (s *DiscoverySource) get(ctx context.Context, u string) ([]byte, int, error
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.o.MaxBytes+1))
+	body, err := readLimited(resp.Body, s.o.MaxBytes, "metadata")
 	if err != nil {
 		return nil, 0, err
-	}
-	if int64(len(body)) > s.o.MaxBytes {
-		return nil, 0, fmt.Errorf("metadata response exceeds %d bytes", s.o.MaxBytes)
 	}
 	return body, resp.StatusCode, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,12 +104,7 @@ func newIntrospector(o IntrospectionOptions, vo Options) (*introspector, error) 
 		o.NegativeTTL = 5 * time.Second
 	}
 	o.NegativeTTL = min(o.NegativeTTL, o.CacheTTL)
-	c := &http.Client{Timeout: o.Timeout}
-	if o.Client != nil {
-		cc := *o.Client
-		c = &cc
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := noRedirectClient(o.Client, o.Timeout)
 	return &introspector{o: o, vo: vo, client: c, cache: newTokenCache[introResult](o.CacheEntries),
 		inflight: map[Fingerprint]*call{}}, nil
 }
@@ -232,12 +226,5 @@ func (in *introspector) post(ctx context.Context, raw string) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("introspection endpoint answered HTTP %d", resp.StatusCode)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, in.o.MaxBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > in.o.MaxBytes {
-		return nil, fmt.Errorf("introspection response exceeds %d bytes", in.o.MaxBytes)
-	}
-	return b, nil
+	return readLimited(resp.Body, in.o.MaxBytes, "introspection")
 }

@@ -103,12 +103,7 @@ func NewJWKSSource(o JWKSOptions) (*JWKSSource, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &http.Client{Timeout: o.Timeout}
-	if o.Client != nil {
-		cc := *o.Client
-		c = &cc
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := noRedirectClient(o.Client, o.Timeout)
 	s := &JWKSSource{o: o, client: c, logURL: redactURL(o.URL)}
 	s.state.Store(&jwksState{})
 	return s, nil
@@ -127,6 +122,30 @@ func NewHTTPClient(caPEM []byte, timeout time.Duration) (*http.Client, error) {
 		t.TLSClientConfig.RootCAs = pool
 	}
 	return &http.Client{Transport: t, Timeout: timeout}, nil
+}
+
+// noRedirectClient is a copy of c (nil: a new client with timeout) that
+// never follows a redirect, so a fetch cannot be sent to another host.
+func noRedirectClient(c *http.Client, timeout time.Duration) *http.Client {
+	cc := &http.Client{Timeout: timeout}
+	if c != nil {
+		*cc = *c
+	}
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return cc
+}
+
+// readLimited reads r whole, refusing it when longer than maxBytes; what
+// names the response in that error.
+func readLimited(r io.Reader, maxBytes int64, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, fmt.Errorf("%s response exceeds %d bytes", what, maxBytes)
+	}
+	return b, nil
 }
 
 func isLoopback(host string) bool {
@@ -264,12 +283,9 @@ func (s *JWKSSource) get(ctx context.Context, now time.Time) (*KeySet, time.Dura
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("jwks endpoint answered HTTP %d", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.o.MaxBytes+1))
+	body, err := readLimited(resp.Body, s.o.MaxBytes, "jwks")
 	if err != nil {
 		return nil, 0, err
-	}
-	if int64(len(body)) > s.o.MaxBytes {
-		return nil, 0, fmt.Errorf("jwks response exceeds %d bytes", s.o.MaxBytes)
 	}
 	set, err := ParseJWKS(body)
 	if err != nil {
