@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -567,24 +566,11 @@ func (d *decryptor) matchX509Data(el *etree.Element) error {
 }
 
 func issuerSerialMatches(el *etree.Element, cert *x509.Certificate) (bool, error) {
-	var name, serial string
-	for _, child := range childElements(el) {
-		switch {
-		case is(child, NSDSig, "X509IssuerName"):
-			name = child.Text()
-		case is(child, NSDSig, "X509SerialNumber"):
-			serial = strings.TrimSpace(child.Text())
-		}
-	}
-	n, ok := new(big.Int).SetString(serial, 10)
-	if !ok {
-		return false, fmt.Errorf("%w: X509SerialNumber is not a decimal integer", ErrInvalidToken)
-	}
-	issuer, err := parseDN(name)
+	ref, err := parseIssuerSerial(el)
 	if err != nil {
-		return false, fmt.Errorf("%w: X509IssuerName: %v", ErrInvalidToken, err)
+		return false, err
 	}
-	return cert.SerialNumber.Cmp(n) == 0 && issuer.equal(dnOf(cert.Issuer.Names)), nil
+	return ref.matches(cert), nil
 }
 
 // unwrap recovers the session key. With RSA-OAEP any failure is

@@ -329,6 +329,27 @@ func resolveX509Data(el *etree.Element, trust *trustIndex) (*signerToken, error)
 }
 
 func lookupIssuerSerial(el *etree.Element, trust *trustIndex) (*signerToken, error) {
+	ref, err := parseIssuerSerial(el)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range trust.certs {
+		if ref.matches(c) {
+			return &signerToken{cert: c}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no trusted certificate matches the issuer and serial", ErrTokenUnavailable)
+}
+
+// issuerSerial is a parsed ds:X509IssuerSerial.
+type issuerSerial struct {
+	issuer dn
+	serial *big.Int
+}
+
+// parseIssuerSerial reads a ds:X509IssuerSerial (signature key references
+// and EncryptedKey recipients alike): a decimal serial and an issuer DN.
+func parseIssuerSerial(el *etree.Element) (issuerSerial, error) {
 	var name, serial string
 	for _, child := range childElements(el) {
 		switch {
@@ -340,18 +361,18 @@ func lookupIssuerSerial(el *etree.Element, trust *trustIndex) (*signerToken, err
 	}
 	n, ok := new(big.Int).SetString(serial, 10)
 	if !ok {
-		return nil, fmt.Errorf("%w: X509SerialNumber is not a decimal integer", ErrInvalidToken)
+		return issuerSerial{}, fmt.Errorf("%w: X509SerialNumber is not a decimal integer", ErrInvalidToken)
 	}
 	issuer, err := parseDN(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: X509IssuerName: %v", ErrInvalidToken, err)
+		return issuerSerial{}, fmt.Errorf("%w: X509IssuerName: %v", ErrInvalidToken, err)
 	}
-	for _, c := range trust.certs {
-		if c.SerialNumber.Cmp(n) == 0 && issuer.equal(dnOf(c.Issuer.Names)) {
-			return &signerToken{cert: c}, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: no trusted certificate matches the issuer and serial", ErrTokenUnavailable)
+	return issuerSerial{issuer: issuer, serial: n}, nil
+}
+
+// matches reports whether cert has this serial and issuer.
+func (r issuerSerial) matches(cert *x509.Certificate) bool {
+	return cert.SerialNumber.Cmp(r.serial) == 0 && r.issuer.equal(dnOf(cert.Issuer.Names))
 }
 
 // checkSigner enforces key strength, validity and the chain to the trust set.
