@@ -3,8 +3,6 @@ package wssec
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -1072,19 +1070,10 @@ func (p *SAMLPolicy) holderOfKeySigner(root, security, keyInfo *etree.Element, n
 // key the issuer vouched for: strength, and validity when it came as a
 // certificate.
 func checkHolderKey(k hokKey, now time.Time) error {
-	switch pub := k.pub.(type) {
-	case *rsa.PublicKey:
-		if pub.N.BitLen() < samlMinRSABits {
-			return fmt.Errorf("%w: holder-of-key RSA-%d", ErrWeakKey, pub.N.BitLen())
-		}
-	case *ecdsa.PublicKey:
-		switch pub.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return fmt.Errorf("%w: holder-of-key curve", ErrWeakKey)
-		}
-	default:
-		return invalidSAML(ErrSAMLMalformed, "holder-of-key key type %T", pub)
+	if known, err := checkKeyStrength(k.pub, samlMinRSABits, "holder-of-key "); !known {
+		return invalidSAML(ErrSAMLMalformed, "holder-of-key key type %T", k.pub)
+	} else if err != nil {
+		return err
 	}
 	if k.cert != nil && (now.Before(k.cert.NotBefore) || now.After(k.cert.NotAfter)) {
 		return fmt.Errorf("%w: holder-of-key certificate", ErrCertificateExpired)

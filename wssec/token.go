@@ -375,22 +375,35 @@ func (r issuerSerial) matches(cert *x509.Certificate) bool {
 	return cert.SerialNumber.Cmp(r.serial) == 0 && r.issuer.equal(dnOf(cert.Issuer.Names))
 }
 
-// checkSigner enforces key strength, validity and the chain to the trust set.
-func checkSigner(token *signerToken, trust *trustIndex, now time.Time) error {
-	cert := token.cert
-	switch pub := cert.PublicKey.(type) {
+// checkKeyStrength is the one rule for keys that verify signatures: RSA of
+// at least minBits, ECDSA on P-256, P-384 or P-521 only. known is false for
+// any other key type, which the caller refuses in its own terms; what
+// prefixes the ErrWeakKey detail.
+func checkKeyStrength(pub any, minBits int, what string) (known bool, err error) {
+	switch pub := pub.(type) {
 	case *rsa.PublicKey:
-		if pub.N.BitLen() < minRSABits {
-			return fmt.Errorf("%w: RSA-%d", ErrWeakKey, pub.N.BitLen())
+		if pub.N.BitLen() < minBits {
+			return true, fmt.Errorf("%w: %sRSA-%d", ErrWeakKey, what, pub.N.BitLen())
 		}
 	case *ecdsa.PublicKey:
 		switch pub.Curve {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 		default:
-			return fmt.Errorf("%w: unsupported curve", ErrWeakKey)
+			return true, fmt.Errorf("%w: %sunsupported curve", ErrWeakKey, what)
 		}
 	default:
-		return fmt.Errorf("%w: unsupported public key type %T", ErrInvalidToken, pub)
+		return false, nil
+	}
+	return true, nil
+}
+
+// checkSigner enforces key strength, validity and the chain to the trust set.
+func checkSigner(token *signerToken, trust *trustIndex, now time.Time) error {
+	cert := token.cert
+	if known, err := checkKeyStrength(cert.PublicKey, minRSABits, ""); !known {
+		return fmt.Errorf("%w: unsupported public key type %T", ErrInvalidToken, cert.PublicKey)
+	} else if err != nil {
+		return err
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fmt.Errorf("%w: valid %s to %s", ErrCertificateExpired,
