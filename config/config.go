@@ -265,6 +265,13 @@ type SOAP struct {
 	// a schema needing more fails the route's build, naming the construct. Needs
 	// operations: from_wsdl.
 	ValidateBody bool `yaml:"validate_body"`
+	// Policy: from_wsdl applies, at load time, the WS-SecurityPolicy of the wsdl's port (what
+	// `wsgate policy -wsdl` prints) as a floor under this block: its signed parts are added to
+	// require_signed; what it needs the route to supply or allow (username_token, decrypt, saml,
+	// algorithms.allow_sha1, decrypt.algorithms) must be set here, or the route's build fails
+	// naming both the setting and the assertion. An assertion wsgate cannot enforce fails the
+	// build, named. Needs wsdl.
+	Policy string `yaml:"policy"`
 }
 
 // Decrypt is a SOAP route's inbound XML Encryption policy.

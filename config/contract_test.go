@@ -75,6 +75,10 @@ func TestWSDLKeys(t *testing.T) {
 		{"validate_body", func(s *SOAP) { s.ValidateBody = true }, nil},
 		{"validate_body without from_wsdl", func(s *SOAP) { s.ValidateBody, s.Operations = true, "" },
 			[]string{"routes[0].soap.validate_body: needs operations: from_wsdl"}},
+		{"policy", func(s *SOAP) { s.Policy = "from_wsdl" }, nil},
+		{"policy value", func(s *SOAP) { s.Policy = "wsdl" }, []string{`routes[0].soap.policy: "wsdl" is not one of from_wsdl`}},
+		{"policy without wsdl", func(s *SOAP) { s.Policy, s.WSDL, s.Operations, s.WSDLAddress = "from_wsdl", "", "", "" },
+			[]string{"routes[0].soap.policy: needs wsdl"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load([]byte(wsdlRoute))

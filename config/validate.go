@@ -487,6 +487,12 @@ func (s *SOAP) validate(v *validator, p string) {
 			v.add(p+".operations", "needs wsdl")
 		}
 	}
+	if s.Policy != "" {
+		v.oneOf(p+".policy", s.Policy, []string{"from_wsdl"})
+		if s.WSDL == "" {
+			v.add(p+".policy", "needs wsdl")
+		}
+	}
 	if s.ValidateBody && s.Operations != "from_wsdl" {
 		v.add(p+".validate_body", "needs operations: from_wsdl")
 	}

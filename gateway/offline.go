@@ -61,6 +61,11 @@ func Route(cfg *config.Config, name string, deps Deps) (*OfflineRoute, error) {
 	}
 	mgr := newManager(be, deps.Logger, deps.Now)
 	env := &routeEnv{cfg: cfg, baseDir: deps.BaseDir, secrets: mgr, vault: be.vault, now: deps.Now, logger: deps.Logger}
+	// soap.policy: from_wsdl verifies offline as it does when serving.
+	if r, err = withPolicy(env, r); err != nil {
+		be.close()
+		return nil, fmt.Errorf("route %s: %w", name, err)
+	}
 	o := &OfflineRoute{cfg: cfg, route: r, env: env, be: be}
 	if r.SOAP != nil {
 		// Offline: no replay cache.

@@ -325,6 +325,10 @@ func buildPublicRoute(env *routeEnv, r *config.Route, onError errorWriter) (http
 
 func buildSOAPRoute(env *routeEnv, r *config.Route, onError errorWriter) (http.Handler, error) {
 	cfg := env.cfg
+	r, err := withPolicy(env, r)
+	if err != nil {
+		return nil, err
+	}
 	up, err := newUpstreamProxy(env, r, env.logger.With(slog.String("route", r.Name)), onError)
 	if err != nil {
 		return nil, err

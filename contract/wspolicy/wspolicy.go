@@ -48,6 +48,25 @@ type Result struct {
 	YAML string
 	// Unsupported names each assertion wsgate cannot enforce, sorted.
 	Unsupported []string
+	// Requires is what YAML says, typed: what soap.policy: from_wsdl applies.
+	Requires Requirements
+}
+
+// Requirements are the policy's demands on inbound messages, each named
+// with the assertion it comes from (for config errors).
+type Requirements struct {
+	// Signed is what the signature must cover: body, timestamp, addressing.
+	Signed []string
+	// SHA1 is an algorithm suite that signs with SHA-1 (Basic256, ...).
+	SHA1 bool
+	// RSA15 is an algorithm suite with RSA PKCS#1 v1.5 key transport.
+	RSA15 bool
+	// UsernameToken is an sp:UsernameToken assertion.
+	UsernameToken bool
+	// EncryptBody is sp:EncryptedParts/sp:Body (every suite encrypts with CBC).
+	EncryptBody bool
+	// SAML is an sp:SamlToken assertion.
+	SAML bool
 }
 
 // policy accumulates what the assertions ask for.
@@ -129,6 +148,14 @@ func FromWSDL(path, service, port string) (*Result, error) {
 		}
 	}
 	r := &Result{Service: svc.SelectAttrValue("name", ""), Port: prt.SelectAttrValue("name", ""), YAML: p.yaml()}
+	r.Requires = Requirements{Signed: []string{"body"}, SHA1: p.sha1, RSA15: p.rsa15,
+		UsernameToken: p.username, EncryptBody: p.encryptBody, SAML: p.saml}
+	if p.timestamp {
+		r.Requires.Signed = append(r.Requires.Signed, "timestamp")
+	}
+	if p.signAddressing {
+		r.Requires.Signed = append(r.Requires.Signed, "addressing")
+	}
 	for u := range p.unsupported {
 		r.Unsupported = append(r.Unsupported, u)
 	}

@@ -61,6 +61,13 @@ func TestGolden(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatalf("printed block does not validate: %v\n%s", err, indented)
 			}
+			// Requires (what soap.policy: from_wsdl applies) says what the printed block says.
+			s, q := cfg.Routes[0].SOAP, r.Requires
+			if strings.Join(s.RequireSigned, ",") != strings.Join(q.Signed, ",") || s.Algorithms.AllowSHA1 != q.SHA1 ||
+				(s.UsernameToken != "") != q.UsernameToken || (s.Decrypt != nil) != q.EncryptBody || (s.SAML != nil) != q.SAML ||
+				(s.Decrypt != nil && s.Decrypt.Algorithms.AllowRSA15 != q.RSA15) {
+				t.Fatalf("Requires %+v differs from the printed block %+v", q, s)
+			}
 		})
 	}
 }
