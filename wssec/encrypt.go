@@ -225,20 +225,7 @@ func encryptDoc(doc *etree.Document, cert *x509.Certificate, opts EncryptOptions
 		}
 	}
 	if sec == nil {
-		sec = etree.NewElement("wsse:Security")
-		sec.CreateAttr("xmlns:wsse", NSWSSE)
-		sec.CreateAttr("xmlns:wsu", NSWSU)
-		muPrefix := root.Space
-		if muPrefix == "" || sgLookupPrefix(header, muPrefix) != soapNS {
-			muPrefix = "soapenv"
-			sec.CreateAttr("xmlns:soapenv", soapNS)
-		}
-		mu := "1"
-		if soapNS == NSSOAP12 {
-			mu = "true"
-		}
-		sec.CreateAttr(muPrefix+":mustUnderstand", mu)
-		header.InsertChildAt(0, sec)
+		sec = sgNewSecurity(root, header, soapNS)
 	}
 
 	ids := collectIDs(root)

@@ -261,22 +261,7 @@ func (s *Signer) Sign(env *Envelope) ([]byte, error) {
 		ttl = 300 * time.Second
 	}
 
-	// The Security header declares its own prefixes so it does not depend
-	// on (or clash with) the envelope's declarations.
-	sec := etree.NewElement("wsse:Security")
-	sec.CreateAttr("xmlns:wsse", NSWSSE)
-	sec.CreateAttr("xmlns:wsu", NSWSU)
-	muPrefix := root.Space
-	if muPrefix == "" || sgLookupPrefix(header, muPrefix) != soapNS {
-		muPrefix = "soapenv"
-		sec.CreateAttr("xmlns:soapenv", soapNS)
-	}
-	mu := "1"
-	if soapNS == NSSOAP12 {
-		mu = "true"
-	}
-	sec.CreateAttr(muPrefix+":mustUnderstand", mu)
-	header.InsertChildAt(0, sec)
+	sec := sgNewSecurity(root, header, soapNS)
 
 	var assertionID string
 	if assertion != nil {
@@ -718,6 +703,27 @@ func sgEnsureID(el *etree.Element, fresh func(string) (string, error)) (string, 
 	el.CreateAttr("xmlns:"+prefix, NSWSU)
 	el.CreateAttr(prefix+":Id", id)
 	return id, nil
+}
+
+// sgNewSecurity inserts an empty wsse:Security first in header, marked
+// mustUnderstand in the envelope's SOAP version. It declares its own
+// prefixes so it does not depend on (or clash with) the envelope's.
+func sgNewSecurity(root, header *etree.Element, soapNS string) *etree.Element {
+	sec := etree.NewElement("wsse:Security")
+	sec.CreateAttr("xmlns:wsse", NSWSSE)
+	sec.CreateAttr("xmlns:wsu", NSWSU)
+	muPrefix := root.Space
+	if muPrefix == "" || sgLookupPrefix(header, muPrefix) != soapNS {
+		muPrefix = "soapenv"
+		sec.CreateAttr("xmlns:soapenv", soapNS)
+	}
+	mu := "1"
+	if soapNS == NSSOAP12 {
+		mu = "true"
+	}
+	sec.CreateAttr(muPrefix+":mustUnderstand", mu)
+	header.InsertChildAt(0, sec)
+	return sec
 }
 
 func sgLookupPrefix(el *etree.Element, prefix string) string {
