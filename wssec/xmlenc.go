@@ -3,6 +3,7 @@ package wssec
 import (
 	"crypto"
 	"fmt"
+	"slices"
 
 	"github.com/beevik/etree"
 )
@@ -128,6 +129,39 @@ func xencChildren(el *etree.Element) ([]*etree.Element, error) {
 	return childElements(el), nil
 }
 
+// xencName is an element name in a schema sequence.
+type xencName struct{ space, local string }
+
+var (
+	xencMethod     = xencName{nsXMLEnc, "EncryptionMethod"}
+	xencKeyInfo    = xencName{NSDSig, "KeyInfo"}
+	xencCipherData = xencName{nsXMLEnc, "CipherData"}
+	xencRefList    = xencName{nsXMLEnc, "ReferenceList"}
+)
+
+// xencSequence reads el's children as the schema sequence names: each name
+// at most once and in that order, no other element. The result holds the
+// child for each name (nil when absent); what names el in errors.
+func xencSequence(el *etree.Element, what string, names ...xencName) ([]*etree.Element, error) {
+	children, err := xencChildren(el)
+	if err != nil {
+		return nil, err
+	}
+	seq := make([]*etree.Element, len(names))
+	next := 0 // position in the sequence, 1-based
+	for _, c := range children {
+		pos := slices.IndexFunc(names, func(n xencName) bool { return is(c, n.space, n.local) }) + 1
+		if pos == 0 {
+			return nil, fmt.Errorf("%w: unexpected %s in %s", ErrMalformedEncryption, c.Tag, what)
+		}
+		if pos <= next {
+			return nil, fmt.Errorf("%w: misplaced or repeated %s in %s", ErrMalformedEncryption, c.Tag, what)
+		}
+		seq[pos-1], next = c, pos
+	}
+	return seq, nil
+}
+
 // parseEncryptedKey checks an xenc:EncryptedKey against the shape WS-Security
 // uses (BSP R5601-R5629 where they matter): EncryptionMethod, KeyInfo with one
 // token reference, CipherData/CipherValue, ReferenceList; nothing else.
@@ -135,33 +169,13 @@ func parseEncryptedKey(el *etree.Element, allowRSA15 bool) (*encryptedKey, error
 	if !is(el, nsXMLEnc, "EncryptedKey") {
 		return nil, fmt.Errorf("%w: not an EncryptedKey", ErrMalformedEncryption)
 	}
-	children, err := xencChildren(el)
+	// EncryptionProperties, CarriedKeyName and anything else are refused.
+	seq, err := xencSequence(el, "EncryptedKey", xencMethod, xencKeyInfo, xencCipherData, xencRefList)
 	if err != nil {
 		return nil, err
 	}
 	ek := &encryptedKey{el: el, id: el.SelectAttrValue("Id", "")}
-	var method, keyInfo, cipherData, refList *etree.Element
-	next := 0 // position in the schema's sequence
-	for _, c := range children {
-		var pos int
-		switch {
-		case is(c, nsXMLEnc, "EncryptionMethod"):
-			pos, method = 1, c
-		case is(c, NSDSig, "KeyInfo"):
-			pos, keyInfo = 2, c
-		case is(c, nsXMLEnc, "CipherData"):
-			pos, cipherData = 3, c
-		case is(c, nsXMLEnc, "ReferenceList"):
-			pos, refList = 4, c
-		default:
-			// EncryptionProperties, CarriedKeyName and anything else.
-			return nil, fmt.Errorf("%w: unexpected %s in EncryptedKey", ErrMalformedEncryption, c.Tag)
-		}
-		if pos <= next {
-			return nil, fmt.Errorf("%w: misplaced or repeated %s in EncryptedKey", ErrMalformedEncryption, c.Tag)
-		}
-		next = pos
-	}
+	method, keyInfo, cipherData, refList := seq[0], seq[1], seq[2], seq[3]
 	if method == nil {
 		return nil, fmt.Errorf("%w: EncryptedKey without EncryptionMethod", ErrMalformedEncryption)
 	}
@@ -340,29 +354,11 @@ func parseEncryptedData(el *etree.Element, allowCBC bool, maxCipher int) (*encry
 			return nil, fmt.Errorf("%w: EncryptedData Encoding", ErrUnsupportedAlgorithm)
 		}
 	}
-	children, err := xencChildren(el)
+	seq, err := xencSequence(el, "EncryptedData", xencMethod, xencKeyInfo, xencCipherData)
 	if err != nil {
 		return nil, err
 	}
-	var method, keyInfo, cipherData *etree.Element
-	next := 0
-	for _, c := range children {
-		var pos int
-		switch {
-		case is(c, nsXMLEnc, "EncryptionMethod"):
-			pos, method = 1, c
-		case is(c, NSDSig, "KeyInfo"):
-			pos, keyInfo = 2, c
-		case is(c, nsXMLEnc, "CipherData"):
-			pos, cipherData = 3, c
-		default:
-			return nil, fmt.Errorf("%w: unexpected %s in EncryptedData", ErrMalformedEncryption, c.Tag)
-		}
-		if pos <= next {
-			return nil, fmt.Errorf("%w: misplaced or repeated %s in EncryptedData", ErrMalformedEncryption, c.Tag)
-		}
-		next = pos
-	}
+	method, keyInfo, cipherData := seq[0], seq[1], seq[2]
 	if method == nil || cipherData == nil {
 		return nil, fmt.Errorf("%w: EncryptedData needs EncryptionMethod and CipherData", ErrMalformedEncryption)
 	}
