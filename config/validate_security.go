@@ -79,17 +79,7 @@ func (s *SOAP) validateSecurity(v *validator, p string) {
 				v.add(dp+".algorithms.allow_rsa15", "cannot be used with transit_key (Vault Transit decrypts RSA-OAEP only)")
 			}
 		}
-		seen := map[string]bool{}
-		for i, part := range d.RequireEncrypted {
-			ip := fmt.Sprintf("%s.require_encrypted[%d]", dp, i)
-			switch {
-			case !slices.Contains(encryptedParts, part):
-				v.add(ip, "%q is not one of %s", part, strings.Join(encryptedParts, ", "))
-			case seen[part]:
-				v.add(ip, "duplicate %q", part)
-			}
-			seen[part] = true
-		}
+		v.distinctOneOf(dp+".require_encrypted", d.RequireEncrypted, encryptedParts)
 	}
 	s.EncryptResponse.validate(v, p+".encrypt_response")
 	if sm := s.SAML; sm != nil {
@@ -105,17 +95,7 @@ func (s *SOAP) validateSecurity(v *validator, p string) {
 				v.add(fmt.Sprintf("%s.audience[%d]", sp, i), "empty")
 			}
 		}
-		seen := map[string]bool{}
-		for i, c := range sm.Confirmation {
-			ip := fmt.Sprintf("%s.confirmation[%d]", sp, i)
-			switch {
-			case !slices.Contains(confirmations, c):
-				v.add(ip, "%q is not one of %s", c, strings.Join(confirmations, ", "))
-			case seen[c]:
-				v.add(ip, "duplicate %q", c)
-			}
-			seen[c] = true
-		}
+		v.distinctOneOf(sp+".confirmation", sm.Confirmation, confirmations)
 		headers := map[string]string{}
 		for _, attr := range sortedKeys(sm.ForwardAttributes) {
 			h := sm.ForwardAttributes[attr]
@@ -179,4 +159,21 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// distinctOneOf checks a list of names at path: each one of allowed, none
+// repeated. It returns the names seen, valid or not.
+func (v *validator) distinctOneOf(path string, vals, allowed []string) map[string]bool {
+	seen := map[string]bool{}
+	for i, val := range vals {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case !slices.Contains(allowed, val):
+			v.add(ip, "%q is not one of %s", val, strings.Join(allowed, ", "))
+		case seen[val]:
+			v.add(ip, "duplicate %q", val)
+		}
+		seen[val] = true
+	}
+	return seen
 }
