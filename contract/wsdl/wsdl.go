@@ -291,21 +291,12 @@ func isLocal(loc string) bool {
 // resolve turns a QName attribute value (prefix:local) into a QName, with
 // the prefixes declared on el or its ancestors.
 func resolve(el *etree.Element, v string) (QName, error) {
-	prefix, local, ok := strings.Cut(v, ":")
+	q, ok := xsd.ResolveQName(el, v)
 	if !ok {
-		prefix, local = "", v
+		prefix, _, _ := strings.Cut(v, ":")
+		return QName{}, fmt.Errorf("%w: prefix %q of %q is not declared", ErrDocument, prefix, v)
 	}
-	for e := el; e != nil; e = e.Parent() {
-		for _, a := range e.Attr {
-			if (prefix == "" && a.Space == "" && a.Key == "xmlns") || (prefix != "" && a.Space == "xmlns" && a.Key == prefix) {
-				return QName{a.Value, local}, nil
-			}
-		}
-	}
-	if prefix == "" {
-		return QName{"", local}, nil
-	}
-	return QName{}, fmt.Errorf("%w: prefix %q of %q is not declared", ErrDocument, prefix, v)
+	return QName(q), nil
 }
 
 // soapChild is el's first child in the SOAP 1.1 or 1.2 WSDL binding namespace named tag.

@@ -186,21 +186,31 @@ type compiler struct {
 
 // resolveQName turns prefix:local in el's scope into a QName.
 func resolveQName(el *etree.Element, v string) (QName, error) {
-	prefix, local, ok := strings.Cut(v, ":")
+	q, ok := ResolveQName(el, v)
 	if !ok {
+		prefix, _, _ := strings.Cut(v, ":")
+		return QName{}, fmt.Errorf("%w: prefix %q of %q not declared", ErrSchema, prefix, v)
+	}
+	return q, nil
+}
+
+// ResolveQName turns a QName-valued attribute or text v (prefix:local, or
+// an unprefixed local name in the default namespace, none if undeclared)
+// into a QName with the declarations in scope at el. ok is false when the
+// prefix is not declared there. WSDL resolves its QNames with it too.
+func ResolveQName(el *etree.Element, v string) (q QName, ok bool) {
+	prefix, local, found := strings.Cut(v, ":")
+	if !found {
 		prefix, local = "", v
 	}
 	for e := el; e != nil; e = e.Parent() {
 		for _, a := range e.Attr {
 			if (prefix == "" && a.Space == "" && a.Key == "xmlns") || (prefix != "" && a.Space == "xmlns" && a.Key == prefix) {
-				return QName{a.Value, local}, nil
+				return QName{a.Value, local}, true
 			}
 		}
 	}
-	if prefix == "" {
-		return QName{"", local}, nil
-	}
-	return QName{}, fmt.Errorf("%w: prefix %q of %q not declared", ErrSchema, prefix, v)
+	return QName{"", local}, prefix == ""
 }
 
 func occurs(el *etree.Element) (int, int, error) {
