@@ -1,10 +1,11 @@
-// Command docgen writes the configuration reference of README.md from the
-// doc comments of the config structs (config/config.go), so the reference
-// cannot drift from the code: a test fails when README.md is out of date.
+// Command docgen writes the configuration reference of docs/configuration.md
+// from the doc comments of the config structs (config/config.go), so the
+// reference cannot drift from the code: a test fails when the page is out of
+// date.
 //
 // Usage (from the repository root, or via go generate ./config):
 //
-//	go run ./internal/docgen [-config config/config.go] [-readme README.md]
+//	go run ./internal/docgen [-config config/config.go] [-doc docs/configuration.md]
 package main
 
 import (
@@ -21,26 +22,26 @@ import (
 	"strings"
 )
 
-// Markers delimit the generated section of README.md.
+// Markers delimit the generated section of docs/configuration.md.
 const (
 	BeginMarker = "<!-- BEGIN GENERATED CONFIG REFERENCE: go generate ./config -->"
 	EndMarker   = "<!-- END GENERATED CONFIG REFERENCE -->"
 )
 
-// ErrNoMarkers means README.md lacks the begin/end markers, in order.
-var ErrNoMarkers = errors.New("docgen: README has no generated-section markers")
+// ErrNoMarkers means the page lacks the begin/end markers, in order.
+var ErrNoMarkers = errors.New("docgen: page has no generated-section markers")
 
 func main() {
 	cfg := flag.String("config", "config/config.go", "Go file declaring type Config")
-	readme := flag.String("readme", "README.md", "README to update")
+	doc := flag.String("doc", "docs/configuration.md", "page to update between the markers")
 	flag.Parse()
-	if err := run(*cfg, *readme); err != nil {
+	if err := run(*cfg, *doc); err != nil {
 		fmt.Fprintln(os.Stderr, "docgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfgPath, readmePath string) error {
+func run(cfgPath, docPath string) error {
 	src, err := os.ReadFile(cfgPath)
 	if err != nil {
 		return err
@@ -49,7 +50,7 @@ func run(cfgPath, readmePath string) error {
 	if err != nil {
 		return err
 	}
-	old, err := os.ReadFile(readmePath)
+	old, err := os.ReadFile(docPath)
 	if err != nil {
 		return err
 	}
@@ -60,12 +61,12 @@ func run(cfgPath, readmePath string) error {
 	if bytes.Equal(old, updated) {
 		return nil
 	}
-	return os.WriteFile(readmePath, updated, 0o644)
+	return os.WriteFile(docPath, updated, 0o644)
 }
 
-// Splice replaces what lies between the markers of readme with section.
-func Splice(readme []byte, section string) ([]byte, error) {
-	s := string(readme)
+// Splice replaces what lies between the markers of page with section.
+func Splice(page []byte, section string) ([]byte, error) {
+	s := string(page)
 	b := strings.Index(s, BeginMarker)
 	e := strings.Index(s, EndMarker)
 	if b < 0 || e < b {

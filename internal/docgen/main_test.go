@@ -7,15 +7,15 @@ import (
 	"testing"
 )
 
-// README.md's configuration reference must be what docgen generates from
+// docs/configuration.md's reference must be what docgen generates from
 // config/config.go now; run `go generate ./config` after changing a config
 // struct or its comments.
-func TestREADMEConfigReferenceIsCurrent(t *testing.T) {
+func TestDocConfigReferenceIsCurrent(t *testing.T) {
 	src, err := os.ReadFile("../../config/config.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("../../README.md")
+	page, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,12 +23,12 @@ func TestREADMEConfigReferenceIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Splice(readme, ref)
+	want, err := Splice(page, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(want) != string(readme) {
-		t.Fatal("README.md's configuration reference is out of date: run `go generate ./config`")
+	if string(want) != string(page) {
+		t.Fatal("docs/configuration.md's configuration reference is out of date: run `go generate ./config`")
 	}
 	for _, key := range []string{"`listen`", "`tls.client_ca`", "`routes[].soap.trust`", "`routes[].oauth.scopes[].any_of`",
 		"`routes[].upstream_tls.ca`", "`trusted_proxies`", "`limits.shutdown_timeout`"} {
