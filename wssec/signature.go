@@ -202,6 +202,19 @@ func inclusivePrefixes(el *etree.Element) (string, error) {
 	return "", fmt.Errorf("%w: unexpected parameters on %s", ErrMalformedSignature, el.Tag)
 }
 
+// appendBase64Text appends s to dst without the space, tab, CR and LF
+// that wrap base64 text over lines.
+func appendBase64Text(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
 // decodeBase64 decodes base64 text that may be wrapped over lines (space,
 // tab, CR and LF are dropped, as before decoding by strings.Map). Short
 // values, such as digests and signature values, are stripped on the stack.
@@ -211,13 +224,7 @@ func decodeBase64(s string) ([]byte, error) {
 	if len(s) > len(arr) {
 		src = make([]byte, 0, len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\r', '\n':
-		default:
-			src = append(src, c)
-		}
-	}
+	src = appendBase64Text(src, s)
 	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
 	n, err := base64.StdEncoding.Decode(dst, src)
 	if err != nil {

@@ -94,13 +94,7 @@ func decodeBase64Into(dst []byte, s string) ([]byte, error) {
 	if len(s) > len(arr) {
 		src = make([]byte, 0, len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\r', '\n':
-		default:
-			src = append(src, c)
-		}
-	}
+	src = appendBase64Text(src, s)
 	if n := base64.StdEncoding.DecodedLen(len(src)); n > cap(dst) {
 		dst = make([]byte, 0, n)
 	}
