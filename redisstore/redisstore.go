@@ -43,8 +43,14 @@ const DefaultOpTimeout = time.Second
 // with short timeouts, one retry (to replace a connection broken by a Redis
 // restart) and context deadlines honoured. It does not connect: use Ping.
 func NewClient(address string) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr:                  address,
+	return redis.NewClient(clientOptions([]string{address}).Simple())
+}
+
+// clientOptions are the timeouts, retry policy and handshake shared by
+// every client (one server, Sentinel or Cluster) for addrs.
+func clientOptions(addrs []string) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:                 addrs,
 		DialTimeout:           DialTimeout,
 		DialerRetries:         1,
 		ReadTimeout:           ReadTimeout,
@@ -56,7 +62,7 @@ func NewClient(address string) *redis.Client {
 		// Maintenance notifications are a Redis Cloud feature; not asking
 		// keeps the handshake to what every Redis server answers.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	}
 }
 
 // Ping checks that Redis answers within DefaultOpTimeout (or ctx's deadline,

@@ -1,9 +1,6 @@
 package redisstore
 
-import (
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
-)
+import "github.com/redis/go-redis/v9"
 
 // Topology says which Redis deployment to reach. Exactly one form applies:
 //   - Address alone: one server (NewClient);
@@ -25,20 +22,9 @@ func NewUniversalClient(t Topology) redis.UniversalClient {
 	if len(t.Addresses) == 0 {
 		return NewClient(t.Address)
 	}
-	o := &redis.UniversalOptions{
-		Addrs:                    t.Addresses,
-		MasterName:               t.SentinelMaster,
-		IsClusterMode:            t.SentinelMaster == "", // even with one seed node
-		DialTimeout:              DialTimeout,
-		DialerRetries:            1,
-		ReadTimeout:              ReadTimeout,
-		WriteTimeout:             WriteTimeout,
-		PoolTimeout:              PoolTimeout,
-		MaxRetries:               1,
-		ContextTimeoutEnabled:    true,
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}
+	o := clientOptions(t.Addresses)
+	o.MasterName = t.SentinelMaster
+	o.IsClusterMode = t.SentinelMaster == "" // even with one seed node
 	if t.SentinelMaster != "" {
 		return redis.NewFailoverClient(o.Failover())
 	}
