@@ -305,15 +305,7 @@ func verify(args []string) error {
 	_ = fs.Parse(args)
 	runtime.GOMAXPROCS(1)
 
-	trust, err := readCerts(filepath.Join(*dir, "ca.pem"))
-	if err != nil {
-		return err
-	}
-	at, err := os.ReadFile(filepath.Join(*dir, "signed-at.txt"))
-	if err != nil {
-		return err
-	}
-	signedAt, err := time.Parse(time.RFC3339, string(at))
+	trust, signedAt, err := readTrust(*dir)
 	if err != nil {
 		return err
 	}
@@ -326,27 +318,9 @@ func verify(args []string) error {
 	fmt.Println("name\tbytes\tper_second")
 	for _, kt := range keys {
 		for _, sz := range sizes {
-			name := kt + "-" + sz.name
-			raw, err := os.ReadFile(filepath.Join(*dir, "env", name+".xml"))
-			if err != nil {
+			if err := measureEnvelope(v, *dir, kt+"-"+sz.name, *duration); err != nil {
 				return err
 			}
-			// As the SOAP edge does it: the body as a string (kept by the
-			// parser without a copy), the tree released after use.
-			msg := string(raw)
-			rate, err := loop(*duration, func() error {
-				env, err := wssec.ParseEnvelope(msg, v.Policy.Limits)
-				if err != nil {
-					return err
-				}
-				_, err = v.VerifyEnvelope(context.Background(), env)
-				env.Release()
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			fmt.Printf("%s\t%d\t%.1f\n", name, len(msg), rate)
 		}
 		cert, key, err := loadIdentity(*dir, kt)
 		if err != nil {
@@ -373,6 +347,48 @@ func verify(args []string) error {
 		}
 		fmt.Printf("raw-%s\t0\t%.1f\n", kt, rate)
 	}
+	return nil
+}
+
+// readTrust reads the CA and the signing time that gen wrote into dir.
+func readTrust(dir string) ([]*x509.Certificate, time.Time, error) {
+	trust, err := readCerts(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	at, err := os.ReadFile(filepath.Join(dir, "signed-at.txt"))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	signedAt, err := time.Parse(time.RFC3339, string(at))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return trust, signedAt, nil
+}
+
+// measureEnvelope verifies dir/env/name.xml with v in a loop for d and
+// prints its rate. As the SOAP edge does it: the body as a string (kept by
+// the parser without a copy), the tree released after use.
+func measureEnvelope(v *wssec.Verifier, dir, name string, d time.Duration) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "env", name+".xml"))
+	if err != nil {
+		return err
+	}
+	msg := string(raw)
+	rate, err := loop(d, func() error {
+		env, err := wssec.ParseEnvelope(msg, v.Policy.Limits)
+		if err != nil {
+			return err
+		}
+		_, err = v.VerifyEnvelope(context.Background(), env)
+		env.Release()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Printf("%s\t%d\t%.1f\n", name, len(msg), rate)
 	return nil
 }
 
@@ -503,15 +519,7 @@ func decrypt(args []string) error {
 	_ = fs.Parse(args)
 	runtime.GOMAXPROCS(1)
 
-	trust, err := readCerts(filepath.Join(*dir, "ca.pem"))
-	if err != nil {
-		return err
-	}
-	at, err := os.ReadFile(filepath.Join(*dir, "signed-at.txt"))
-	if err != nil {
-		return err
-	}
-	signedAt, err := time.Parse(time.RFC3339, string(at))
+	trust, signedAt, err := readTrust(*dir)
 	if err != nil {
 		return err
 	}
@@ -545,25 +553,9 @@ func decrypt(args []string) error {
 	}
 	fmt.Println("name\tbytes\tper_second")
 	for _, sz := range sizes {
-		name := "enc-" + sz.name
-		raw, err := os.ReadFile(filepath.Join(*dir, "env", name+".xml"))
-		if err != nil {
+		if err := measureEnvelope(v, *dir, "enc-"+sz.name, *duration); err != nil {
 			return err
 		}
-		msg := string(raw)
-		rate, err := loop(*duration, func() error {
-			env, err := wssec.ParseEnvelope(msg, v.Policy.Limits)
-			if err != nil {
-				return err
-			}
-			_, err = v.VerifyEnvelope(context.Background(), env)
-			env.Release()
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		fmt.Printf("%s\t%d\t%.1f\n", name, len(msg), rate)
 	}
 	// The floor: unwrapping a 16-byte session key with RSA-2048 OAEP (SHA-1,
 	// as rsa-oaep-mgf1p), the private-key operation every message pays.
