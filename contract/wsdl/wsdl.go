@@ -161,7 +161,7 @@ func (s *Service) ValidateBodies() error {
 			if files++; files > maxFiles || depth > maxDepth {
 				return fmt.Errorf("%w: too many or too deeply nested schema files", ErrDocument)
 			}
-			doc, err := readXML(path)
+			doc, err := ReadDocument(path)
 			if err != nil {
 				return err
 			}
@@ -191,7 +191,10 @@ func (s *Service) ValidateBodies() error {
 	return nil
 }
 
-func readXML(path string) (*etree.Document, error) {
+// ReadDocument reads the XML file at path as every contract reader must:
+// at most 4 MiB, well-formed, no DTD, a root element. Errors wrap
+// ErrDocument. wspolicy reads its WSDL with it too.
+func ReadDocument(path string) (*etree.Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDocument, err)
@@ -227,7 +230,7 @@ func (s *set) load(path string, depth int) (*etree.Document, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("%w: imports nested deeper than %d", ErrDocument, maxDepth)
 	}
-	doc, err := readXML(path)
+	doc, err := ReadDocument(path)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +253,7 @@ func (s *set) load(path string, depth int) (*etree.Document, error) {
 			if strings.HasSuffix(strings.ToLower(loc), ".xsd") {
 				// A schema, for ValidateBodies.
 				p := filepath.Join(filepath.Dir(path), filepath.FromSlash(loc))
-				sd, err := readXML(p)
+				sd, err := ReadDocument(p)
 				if err != nil {
 					return nil, err
 				}

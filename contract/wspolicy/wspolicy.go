@@ -9,12 +9,12 @@ package wspolicy
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/beevik/etree"
+
+	"wsgate/contract/wsdl"
 )
 
 // Namespaces.
@@ -37,8 +37,6 @@ var (
 	// ErrPort is a -service / -port that is missing or ambiguous.
 	ErrPort = errors.New("wspolicy: service or port not found or ambiguous")
 )
-
-const maxFileBytes = 4 << 20
 
 // Result is the mapped policy of one port.
 type Result struct {
@@ -86,26 +84,12 @@ func (p *policy) refuse(format string, args ...any) {
 // at path. Policies are looked up in that file only (wsp:PolicyReference
 // to a local #Id, or inline).
 func FromWSDL(path, service, port string) (*Result, error) {
-	f, err := os.Open(path)
+	doc, err := wsdl.ReadDocument(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDocument, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil || len(b) > maxFileBytes {
-		return nil, fmt.Errorf("%w: %s: unreadable or over %d bytes", ErrDocument, path, maxFileBytes)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrDocument, path, err)
-	}
-	for _, t := range doc.Child {
-		if _, ok := t.(*etree.Directive); ok {
-			return nil, fmt.Errorf("%w: %s: DTDs are refused", ErrDocument, path)
-		}
+		return nil, fmt.Errorf("%w: %w", ErrDocument, err)
 	}
 	def := doc.Root()
-	if def == nil || def.NamespaceURI() != nsWSDL || def.Tag != "definitions" {
+	if def.NamespaceURI() != nsWSDL || def.Tag != "definitions" {
 		return nil, fmt.Errorf("%w: %s: root is not wsdl:definitions", ErrDocument, path)
 	}
 	svc, prt, err := pickPort(def, service, port)
