@@ -84,12 +84,18 @@ secrets:
 routes:
   # WS-Security verified: Body and Timestamp must be signed by a certificate
   # issued by the demo CA (secrets/wsgate/trust/partners.json).
+  # Its contract, contracts/echo.wsdl, is served on GET /soap/echo?wsdl with
+  # this gateway's address; a verified Body that is not its Hello element, or
+  # a Name outside its schema, is refused before the echo sees it.
   - name: echo
     path_prefix: /soap/echo
     upstream: %[2]s/ws/echo
     soap:
       trust: wsgate/trust/partners
       require_signed: [body, timestamp]
+      wsdl: contracts/echo.wsdl
+      operations: from_wsdl
+      validate_body: true
   # OAuth 2.0 bearer tokens: ES256 JWTs (typ at+jwt) from the demo issuer,
   # verified with the public key in secrets/wsgate/jwks/demo.json. GET needs
   # scope echo.read, writes need echo.write; the subject reaches the echo
@@ -97,6 +103,9 @@ routes:
   - name: rest-echo
     path_prefix: /rest/echo
     upstream: %[3]s/
+    # Only what contracts/rest-echo.yaml describes reaches the echo (other
+    # paths 404, other methods 405, bad parameters or bodies 400).
+    openapi: contracts/rest-echo.yaml
     oauth:
       issuer: https://idp.demo.invalid/
       audience: [wsgate-demo]
@@ -229,6 +238,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, ready
 		cfgPath:                            demoConfigFor(*listen, soapURL, restURL, *adminListen),
 		filepath.Join(*dir, "request.xml"): demoSample,
 		filepath.Join(*dir, "templates", "hello.xml.tmpl"): demoTemplate,
+		filepath.Join(*dir, "contracts", "echo.wsdl"):      demo.EchoWSDL,
+		filepath.Join(*dir, "contracts", "rest-echo.yaml"): demo.EchoOpenAPI,
 	}
 	for name, content := range files {
 		if err := writeFile(name, []byte(content), 0o644); err != nil {
@@ -299,6 +310,9 @@ Verify a signed envelope offline:
   go run ./cmd/wsgate sign -config %[3]s -route partner -in %[4]s > /tmp/signed.xml
   go run ./cmd/wsgate verify -config %[3]s -route echo -in /tmp/signed.xml
 
+The SOAP echo's WSDL, with this gateway's address (generate clients from it):
+  curl -sS '%[1]s/soap/echo?wsdl'
+
 Call the REST echo with the read-only demo token (accepted; tokens are valid
 for 1 hour, subject %[7]s, scope %[8]s; the echo shows X-Auth-Subject and no
 Authorization):
@@ -309,6 +323,10 @@ The same token on a POST (rejected: 403 insufficient_scope, it needs echo.write)
 
 No token (rejected: 401 with WWW-Authenticate: Bearer realm="wsgate"):
   curl -sS -i %[1]s/rest/echo/hello
+
+A path the REST echo's OpenAPI document does not have (rejected: 404
+not_found; the echo never sees it):
+  curl -sS -H "Authorization: Bearer %[6]s" %[1]s/rest/echo/nope
 
 Call the SOAP echo through the REST -> SOAP bridge with the read-write token
 (JSON in, a signed SOAP call upstream, JSON out; the read-only token gets 403):
