@@ -32,6 +32,19 @@ type Config struct {
 	Replay Replay `yaml:"replay"`
 	// Routes are matched by longest path_prefix.
 	Routes []Route `yaml:"routes"`
+	// Tracing exports OpenTelemetry spans over OTLP/HTTP; absent means no tracing.
+	Tracing *Tracing `yaml:"tracing"`
+}
+
+// Tracing configures OpenTelemetry traces. Spans carry the route, protocol,
+// outcome and status, never a token, header value or body.
+type Tracing struct {
+	// OTLPEndpoint is the collector's OTLP/HTTP URL, e.g. http://otel-collector:4318;
+	// spans are posted to its path, or /v1/traces when it has none. Required.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// SampleRatio is the fraction of traces recorded, 0..1, decided on the trace ID (a
+	// client's sampled flag does not force recording). Default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
 }
 
 // TLS configures the proxy listener's certificate.

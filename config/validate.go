@@ -194,6 +194,12 @@ func (c *Config) Validate() error {
 			v.add("admin_listen", "must differ from listen")
 		}
 	}
+	if c.Tracing != nil {
+		v.httpURL("tracing.otlp_endpoint", c.Tracing.OTLPEndpoint)
+		if r := c.Tracing.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+			v.add("tracing.sample_ratio", "must be between 0 and 1")
+		}
+	}
 	if c.TLS != nil {
 		c.TLS.validate(v)
 		if c.TLS.PKI != nil && c.TLS.Secret == "" && c.Secrets.Backend != "vault" {

@@ -280,6 +280,7 @@ func (gen *generation) frontDoor(c *gin.Context) {
 	default:
 		gen.metrics.Request(route, protocol, string(outcome), d)
 	}
+	endServerSpan(c.Request.Context(), route, protocol, string(outcome), reason, status)
 	level := slog.LevelInfo
 	switch outcome {
 	case reqscope.Rejected, reqscope.RateLimited, reqscope.Invalid:
@@ -422,9 +423,11 @@ type timedTransport struct {
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r, span := traceUpstream(r)
 	start := t.now()
 	res, err := t.next.RoundTrip(r)
 	t.metrics.Upstream(t.now().Sub(start))
+	endUpstreamSpan(span, res, err)
 	return res, err
 }
 
@@ -432,7 +435,7 @@ func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // configuration in service. A request runs wholly on the configuration it
 // started on; a reload never splits one.
 func (g *Gateway) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return traced(g.tracer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.current().engine.ServeHTTP(w, r)
-	})
+	}))
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"wsgate/config"
 	"wsgate/internal/metrics"
@@ -62,6 +64,11 @@ type Gateway struct {
 	baseDir  string
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
+	// tracer starts the requests' server spans; nil without tracing. tp is
+	// its provider, the gateway's own (never the otel global), flushed on Close.
+	// A reload keeps them: tracing changes take a restart.
+	tracer trace.Tracer
+	tp     *sdktrace.TracerProvider
 
 	cur       atomic.Pointer[generation]
 	reloadMu  sync.Mutex   // one reload at a time
@@ -95,8 +102,15 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
+	if g.tp, err = newTracerProvider(cfg.Tracing, deps.Version); err != nil {
+		return nil, err
+	}
+	if g.tp != nil {
+		g.tracer = g.tp.Tracer(tracerName)
+	}
 	gen, err := g.build(cfg, nil)
 	if err != nil {
+		_ = shutdownTracing(g.tp)
 		return nil, err
 	}
 	g.cur.Store(gen)
@@ -179,6 +193,9 @@ func (g *Gateway) Close() {
 	gen := g.current()
 	gen.stop()
 	gen.release(nil)
+	if err := shutdownTracing(g.tp); err != nil {
+		g.logger.Warn("tracing: final flush failed", slog.String("error", err.Error()))
+	}
 }
 
 // Reload builds cfg (which must be valid) and swaps it in as one: its

@@ -175,7 +175,7 @@ func buildTokenChecks(env *routeEnv, r *config.Route, ro *rest.Options) (*jwksEn
 	if err != nil {
 		return nil, err
 	}
-	ro.Validator, ro.Scopes, ro.Claims, ro.ForwardClaims = v, scopes, claims, o.ForwardClaims
+	ro.Validator, ro.Scopes, ro.Claims, ro.ForwardClaims = tracedValidator{v, r.Name}, scopes, claims, o.ForwardClaims
 	ro.RequireCertificateBinding = o.RequireCertificateBinding
 	if d := o.DPoP; d != nil {
 		// Proof jtis go to the gateway's replay store (Redis when

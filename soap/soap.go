@@ -223,7 +223,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ErrVersionMismatch, env.Version, bind.version))
 		return
 	}
-	verified, err := h.opts.Verifier.VerifyEnvelope(r.Context(), env)
+	vctx, span := startVerifySpan(r.Context(), h.opts.Route)
+	verified, err := h.opts.Verifier.VerifyEnvelope(vctx, env)
+	endVerifySpan(span, err)
 	if err != nil {
 		env.Release()
 		h.reject(w, r, id, env.Version, err)
