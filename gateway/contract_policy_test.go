@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"wsgate/wssec"
 )
@@ -127,5 +129,41 @@ routes:
 				}
 			}
 		})
+	}
+}
+
+// TestSOAPPolicyFromWSDLOffline: wsgate verify (gateway.Route) applies the
+// policy as serving does: the message without a Timestamp is refused with
+// the same sentinel, a signed one with a Timestamp verifies.
+func TestSOAPPolicyFromWSDLOffline(t *testing.T) {
+	dir := t.TempDir()
+	wsdlPath := policyWSDL(t, dir, true)
+	writeSecretJSON(t, dir, "wsgate/trust/partners", map[string]string{"certificates": readTestdata(t, "testdata", "pki", "trust.pem")})
+	path := filepath.Join(dir, "wsgate.yaml")
+	writeTestFile(t, path, `
+secrets: {backend: file, file: {dir: secrets}}
+routes:
+  - name: orders
+    path_prefix: /soap/orders
+    upstream: http://127.0.0.1:1
+    soap:
+      trust: wsgate/trust/partners
+      require_signed: [body]
+      wsdl: `+wsdlPath+`
+      policy: from_wsdl
+`)
+	route, err := Route(loadTestConfig(t, path), "orders", Deps{BaseDir: dir, Now: func() time.Time { return goldenAt }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer route.Close()
+	if err := route.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := route.Verify(t.Context(), []byte(readTestdata(t, "testdata", "wssec", "no-timestamp.xml"))); !errors.Is(err, wssec.ErrTimestampMissing) {
+		t.Fatalf("no Timestamp: %v, want %v", err, wssec.ErrTimestampMissing)
+	}
+	if _, err := route.Verify(t.Context(), []byte(readTestdata(t, "testdata", "wssec", "valid-soap11-rsa.xml"))); err != nil {
+		t.Fatalf("signed Timestamp: %v", err)
 	}
 }
