@@ -350,7 +350,7 @@ Beyond scopes on the REST echo:
   # a CORS preflight, answered by wsgate without any token (204 with the allow headers)
   curl -sS -i -X OPTIONS -H 'Origin: http://localhost:3000' -H 'Access-Control-Request-Method: GET' %[1]s/rest/echo/hello
   # DPoP (RFC 9449) and certificate-bound tokens (RFC 8705) need an IdP that binds tokens to a key:
-  # see the README section "Beyond scopes" for oauth.dpop and oauth.require_certificate_binding.
+  # see "Beyond scopes" in docs/rest.md for oauth.dpop and oauth.require_certificate_binding.
 `, base, h.writeToken, h.apiKey)
 	if h.adminAddr != "" {
 		admin := "http://" + h.adminAddr
