@@ -273,7 +273,7 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	reqscope.Of(r).Decide(outcome, "contract")
 	h.o.Logger.LogAttrs(r.Context(), level, "openapi contract refused",
 		slog.String("request_id", reqscope.IDOf(r)), slog.String("outcome", string(outcome)),
-		slog.Int("status", status), slog.String("error", err.Error()))
+		slog.Int("status", status), logCause(err))
 	if status == http.StatusMethodNotAllowed {
 		var e *Error
 		if errors.As(err, &e) && e.Location != "" {
@@ -287,6 +287,23 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	h.o.OnError(w, r, status, err)
+}
+
+// logCause is what the log learns of a refusal: the sentinel, the location
+// and the schema keyword that failed (type, enum, pattern...). Never the
+// kin-openapi text: its schema errors quote the offending request or
+// response value, which may be a password or a card number.
+func logCause(err error) slog.Attr {
+	var e *Error
+	if !errors.As(err, &e) {
+		return slog.String("error", "unclassified contract failure")
+	}
+	attrs := []slog.Attr{slog.String("error", e.Sentinel.Error()), slog.String("location", e.Location)}
+	var se *openapi3.SchemaError
+	if errors.As(e.Cause, &se) {
+		attrs = append(attrs, slog.String("schema_field", se.SchemaField))
+	}
+	return slog.Attr{Key: "cause", Value: slog.GroupValue(attrs...)}
 }
 
 // StatusOf maps this package's errors to the HTTP status of the refusal.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -259,6 +260,40 @@ func TestCheckJSON(t *testing.T) {
 	for _, tc := range tests {
 		if err := checkJSON([]byte(tc.in)); (err == nil) != tc.ok {
 			t.Errorf("checkJSON(%.40q) = %v, want ok=%v", tc.in, err, tc.ok)
+		}
+	}
+}
+
+// TestRefusalLogHoldsNoValue: kin-openapi's schema errors quote the value
+// that failed, which may be a password or a card number; the log gets the
+// location and the schema keyword only.
+func TestRefusalLogHoldsNoValue(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "billing.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	up := &upstream{}
+	h, err := New(up, Options{Contract: c, PathPrefix: "/billing/", MaxBodyBytes: 4096, Describe: rest.Describe,
+		OnError: rest.WriteError, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "4111-1111-SECRET"
+	req := httptest.NewRequest("POST", "/billing/invoices", strings.NewReader(`{"amount":"`+secret+`","currency":"USD"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest || up.hits.Load() != 0 {
+		t.Fatalf("status %d, upstream hits %d: want 400 and nothing upstream", rec.Code, up.hits.Load())
+	}
+	out := logs.String()
+	if strings.Contains(out, secret) || strings.Contains(rec.Body.String(), secret) {
+		t.Fatalf("the refused value reached the log or the client:\n%s\n%s", out, rec.Body)
+	}
+	for _, want := range []string{`"location":"body.amount"`, `"schema_field":"type"`, `"level":"WARN"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
 		}
 	}
 }
