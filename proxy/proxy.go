@@ -235,9 +235,12 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if g.timeout <= 0 {
 		return noSwitch(g.next.RoundTrip(req))
 	}
-	ctx, cancel := context.WithCancel(req.Context())
+	// The cause tells the transports below (passive health) that the upstream
+	// was too slow, not that the client went away.
+	ctx, cancelCause := context.WithCancelCause(req.Context())
+	cancel := func() { cancelCause(nil) }
 	var fired atomic.Bool
-	timer := time.AfterFunc(g.timeout, func() { fired.Store(true); cancel() })
+	timer := time.AfterFunc(g.timeout, func() { fired.Store(true); cancelCause(ErrUpstreamTimeout) })
 	res, err := noSwitch(g.next.RoundTrip(req.WithContext(ctx)))
 	if !timer.Stop() && fired.Load() {
 		if err == nil {
