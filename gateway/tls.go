@@ -245,8 +245,13 @@ func verifyWithBundle(tc *tls.Config, host string, bundle *secrets.CertSet) {
 		for _, c := range cs.PeerCertificates[1:] {
 			inter.AddCert(c)
 		}
+		// The name dialled: each of a route's upstreams has its own.
+		name := cs.ServerName
+		if name == "" {
+			name = host
+		}
 		_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-			DNSName:       host,
+			DNSName:       name,
 			Roots:         roots,
 			Intermediates: inter,
 		})
