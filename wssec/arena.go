@@ -66,10 +66,16 @@ func (s *slab[T]) refill(n int) {
 }
 
 // reset zeroes what was handed out, dropping every reference into the old
-// tree and message.
+// tree and message. Of the last chunk in use only the part handed out is
+// cleared: a pooled arena is usually sized for a larger tree than the one
+// it held, and clearing pointer memory while the collector marks is slow.
 func (s *slab[T]) reset() {
-	for _, c := range s.chunks[:s.next] {
-		clear(c)
+	if s.next > 0 {
+		for _, c := range s.chunks[:s.next-1] {
+			clear(c)
+		}
+		last := s.chunks[s.next-1]
+		clear(last[:len(last)-len(s.free)])
 	}
 	s.next, s.free = 0, nil
 }

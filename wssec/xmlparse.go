@@ -821,6 +821,10 @@ func (p *xmlParser) takeAttrs(attrs []etree.Attr) []etree.Attr {
 	n := len(attrs)
 	if a := &p.nodes.attrs; len(a.free) >= n && &a.free[0] == &attrs[0] {
 		a.free = a.free[n:]
+	} else {
+		// append filled the rest of the slab before it moved out: zero it
+		// again, since reset clears only what the slab handed out.
+		clear(a.free[:min(n, len(a.free))])
 	}
 	return attrs[:n:n]
 }
