@@ -410,6 +410,9 @@ func (w *excWriter) write(root *etree.Element) error {
 
 // start writes el's start tag and pushes its frame.
 func (w *excWriter) start(el *etree.Element) error {
+	if n := len(w.stack); n > 0 && w.stack[n-1].el.Space == el.Space && plainAttrs(el) {
+		return w.startPlain(el)
+	}
 	scopeMark, renderedMark := len(w.scope), len(w.rendered)
 	if err := w.pushDecls(el); err != nil {
 		return err
@@ -519,6 +522,74 @@ func (w *excWriter) start(el *etree.Element) error {
 	}
 	w.byte('>')
 	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
+	return nil
+}
+
+// plainAttrs reports whether el declares no namespace and has no prefixed
+// attribute.
+func plainAttrs(el *etree.Element) bool {
+	for i := range el.Attr {
+		if a := &el.Attr[i]; a.Space != "" || a.Key == "xmlns" {
+			return false
+		}
+	}
+	return true
+}
+
+// startPlain is start for the usual element of a payload: it declares
+// nothing, its attributes are unprefixed and its prefix is its parent's.
+// Then every namespace it visibly utilizes (its prefix, the PrefixList's,
+// the default for #default) resolves in the same scope as on its parent,
+// which rendered or found in effect each of them, so it renders none; and
+// its attributes, all in no namespace, sort by local name alone.
+func (w *excWriter) startPlain(el *etree.Element) error {
+	scopeMark, renderedMark := len(w.scope), len(w.rendered)
+	w.byte('<')
+	w.qname(el.Space, el.Tag)
+	switch len(el.Attr) {
+	case 0:
+	case 1:
+		if err := w.attr(&el.Attr[0]); err != nil {
+			return err
+		}
+	default:
+		attrs := w.attrsArr[:0]
+		if len(el.Attr) > len(w.attrsArr) {
+			attrs = make([]sortedAttr, 0, len(el.Attr))
+		}
+		for i := range el.Attr {
+			attrs = append(attrs, sortedAttr{nsNone, int32(i)})
+		}
+		for i := 1; i < len(attrs); i++ {
+			for j := i; j > 0 && el.Attr[attrs[j].i].Key < el.Attr[attrs[j-1].i].Key; j-- {
+				attrs[j], attrs[j-1] = attrs[j-1], attrs[j]
+			}
+		}
+		for i := 1; i < len(attrs); i++ {
+			if k := el.Attr[attrs[i].i].Key; k == el.Attr[attrs[i-1].i].Key {
+				return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, k, el.Tag)
+			}
+		}
+		for _, sa := range attrs {
+			if err := w.attr(&el.Attr[sa.i]); err != nil {
+				return err
+			}
+		}
+	}
+	w.byte('>')
+	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
+	return nil
+}
+
+// attr writes one attribute, with its leading space.
+func (w *excWriter) attr(a *etree.Attr) error {
+	w.byte(' ')
+	w.qname(a.Space, a.Key)
+	w.str(`="`)
+	if err := w.escaped(a.Value, &c14nAttrClass); err != nil {
+		return err
+	}
+	w.byte('"')
 	return nil
 }
 
