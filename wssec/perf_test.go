@@ -142,40 +142,51 @@ func TestChildElementsHelpers(t *testing.T) {
 	}
 }
 
-// BenchmarkVerifyStages splits BenchmarkVerify: parsing, and verifying an
-// already parsed envelope (signature, digests, trust), to see where the XML
-// work goes.
+// BenchmarkVerifyStages splits BenchmarkVerify and BenchmarkVerify1MB:
+// parsing (the tree released after each), and verifying an already parsed
+// envelope (signature, digests, trust), and the Body's digest alone, to see
+// where the XML work goes.
 func BenchmarkVerifyStages(b *testing.B) {
-	msg := signedEnvelope(b, 2<<10)
-	b.Run("parse", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := ParseEnvelope(msg, Limits{}); err != nil {
-				b.Fatal(err)
+	for _, size := range []struct {
+		name string
+		body int
+	}{{"2KB", 2 << 10}, {"1MB", 1 << 20}} {
+		msg := string(signedEnvelope(b, size.body))
+		b.Run(size.name+"/parse", func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				env, err := ParseEnvelope(msg, Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				env.Release()
 			}
+		})
+		env, err := ParseEnvelope(msg, Limits{})
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
-	env, err := ParseEnvelope(msg, Limits{})
-	if err != nil {
-		b.Fatal(err)
+		v := defaultVerifier(b)
+		b.Run(size.name+"/verifyEnvelope", func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.VerifyEnvelope(b.Context(), env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(size.name+"/c14nBody", func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := writeExcC14N(sha256.New(), env.Body, "soapenv"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	v := defaultVerifier(b)
-	b.Run("verifyEnvelope", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := v.VerifyEnvelope(b.Context(), env); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("c14nBody", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := writeExcC14N(sha256.New(), env.Body, "soapenv"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // BenchmarkVerifiedBytes measures serializing a verified 2 KB envelope for
