@@ -180,6 +180,20 @@ type Route struct {
 	PathPrefix string `yaml:"path_prefix"`
 	// Upstream is the URL requests are forwarded to (soap, oauth and public routes).
 	Upstream string `yaml:"upstream"`
+	// Upstreams, instead of upstream, lists several instances of one backend to spread requests
+	// across (see balance). They may differ only in host and port: scheme, path and query are the
+	// same for all. At most 32. A request its upstream could not be sent to goes to another one
+	// (any method: nothing was sent); a GET, HEAD, OPTIONS, PUT or DELETE without a body whose
+	// connection dropped before an answer goes once to another one; retries adds more attempts.
+	Upstreams []string `yaml:"upstreams"`
+	// Balance picks each request's upstream: round_robin, or least_requests (the fewest requests
+	// in flight; ties in turn). Default round_robin.
+	Balance string `yaml:"balance"`
+	// PassiveHealth ejects an upstream that keeps failing, for a while. Always on; this tunes it.
+	PassiveHealth PassiveHealth `yaml:"passive_health"`
+	// HealthCheck, when set, probes each upstream in the background: one that fails its probe
+	// takes no requests until it passes one. Absent: passive health only.
+	HealthCheck *HealthCheck `yaml:"health_check"`
 	// Public marks a plain reverse proxy route with no checks.
 	Public bool `yaml:"public"`
 	// SOAP enables inbound WS-Security verification.
@@ -204,7 +218,7 @@ type Route struct {
 	UpstreamTLS *UpstreamTLS `yaml:"upstream_tls"`
 	// Timeout bounds this route's upstream round trip (up to the response headers): a slower upstream gets 504. Default limits.upstream_timeout. Not used by bridge routes (limits.upstream_timeout applies).
 	Timeout Duration `yaml:"timeout"`
-	// Retries re-sends a GET, HEAD, OPTIONS, PUT or DELETE without a body up to this many times when the upstream could not be reached or dropped the connection before answering; a POST or PATCH is never sent twice. Default 0, at most 5. Not on bridge routes.
+	// Retries re-sends a GET, HEAD, OPTIONS, PUT or DELETE without a body up to this many times when the upstream could not be reached or dropped the connection before answering (to another upstream while there is one it has not tried); a POST or PATCH is never sent twice. Default 0, at most 5. Not on bridge routes.
 	Retries int `yaml:"retries"`
 	// Bridge turns JSON requests into signed SOAP calls.
 	Bridge *Bridge `yaml:"bridge"`
@@ -216,6 +230,28 @@ type Route struct {
 	// OpenAPIResponses also checks upstream responses against the openapi document
 	// (status, headers, body; buffered up to limits.max_body_bytes): a violation is 502.
 	OpenAPIResponses bool `yaml:"openapi_responses"`
+}
+
+// PassiveHealth ejects an upstream after failures in a row. A failure is no answer (refused,
+// reset, dropped or timed out) or a 502, 503 or 504 answer. While every upstream of a route is
+// out, requests still go to the one out longest: refusing them would be the same outage.
+type PassiveHealth struct {
+	// Failures is how many failures in a row eject an upstream. Default 3.
+	Failures int `yaml:"failures"`
+	// EjectFor is how long an ejected upstream takes no requests. After it, its first failure
+	// ejects it again; its first success restores it. Default 30s.
+	EjectFor Duration `yaml:"eject_for"`
+}
+
+// HealthCheck probes each upstream with a GET.
+type HealthCheck struct {
+	// Path is requested on each upstream's scheme, host and port (not under the upstream's
+	// path), e.g. /healthz. A 2xx or 3xx answer within timeout passes. Required.
+	Path string `yaml:"path"`
+	// Interval is the time between probes. Default 10s.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one probe. Default 2s, and never more than interval.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // UpstreamTLS configures how wsgate connects to an https upstream.
@@ -481,6 +517,9 @@ type RateLimit struct {
 type Bridge struct {
 	// Upstream is the SOAP endpoint.
 	Upstream string `yaml:"upstream"`
+	// Upstreams, instead of upstream, lists several instances of the SOAP endpoint, as the
+	// route's upstreams does (balance, passive_health and health_check of the route apply).
+	Upstreams []string `yaml:"upstreams"`
 	// SOAPVersion is "1.1" or "1.2". Default "1.1".
 	SOAPVersion string `yaml:"soap_version"`
 	// Operations are reachable as POST <prefix>/<name>.
@@ -525,3 +564,19 @@ type VerifyResponse struct {
 
 // Duration is a time.Duration written as "30s", "5m" in YAML.
 type Duration time.Duration
+
+// UpstreamURLs is the route's upstreams: upstreams or [upstream], or the
+// bridge's for a bridge route.
+func (r *Route) UpstreamURLs() []string {
+	one, many := r.Upstream, r.Upstreams
+	if r.Bridge != nil {
+		one, many = r.Bridge.Upstream, r.Bridge.Upstreams
+	}
+	if len(many) > 0 {
+		return many
+	}
+	if one == "" {
+		return nil
+	}
+	return []string{one}
+}

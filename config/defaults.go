@@ -27,6 +27,11 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultDPoPMaxAge      = 60 * time.Second
 	DefaultAPIKeyHeader    = "X-API-Key"
+	DefaultBalance         = "round_robin"
+	DefaultEjectFailures   = 3
+	DefaultEjectFor        = 30 * time.Second
+	DefaultCheckInterval   = 10 * time.Second
+	DefaultCheckTimeout    = 2 * time.Second
 )
 
 // SetDefaults fills every unset field with its default. Load calls it; code
@@ -68,6 +73,15 @@ func (c *Config) SetDefaults() {
 }
 
 func (r *Route) setDefaults() {
+	setStr(&r.Balance, DefaultBalance)
+	if r.PassiveHealth.Failures == 0 {
+		r.PassiveHealth.Failures = DefaultEjectFailures
+	}
+	setDur(&r.PassiveHealth.EjectFor, DefaultEjectFor)
+	if h := r.HealthCheck; h != nil {
+		setDur(&h.Interval, DefaultCheckInterval)
+		setDur(&h.Timeout, min(DefaultCheckTimeout, h.Interval.D()))
+	}
 	if s := r.SOAP; s != nil {
 		// nil means "not written"; an explicit [] stays empty and fails validation.
 		if s.RequireSigned == nil {

@@ -370,10 +370,14 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	if r.Retries < 0 || r.Retries > 5 {
 		v.add(p+".retries", "must be between 0 and 5")
 	}
+	v.balancing(r, p)
 	switch r.Kind() {
 	case KindBridge:
 		if r.Upstream != "" {
 			v.add(p+".upstream", "not used by bridge routes (set bridge.upstream)")
+		}
+		if len(r.Upstreams) > 0 {
+			v.add(p+".upstreams", "not used by bridge routes (set bridge.upstreams)")
 		}
 		if r.Timeout != 0 {
 			v.add(p+".timeout", "not used by bridge routes (limits.upstream_timeout applies)")
@@ -387,7 +391,7 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 			v.add(p+".oauth", "required on bridge routes")
 		}
 	default:
-		v.httpURL(p+".upstream", r.Upstream)
+		v.upstreams(p, r.Upstream, r.Upstreams)
 	}
 	if r.SOAP != nil {
 		r.SOAP.validate(v, p+".soap")
@@ -448,9 +452,9 @@ func (r *Route) validateTLSKeys(v *validator, p string, c *Config) {
 		}
 		v.secretPath(p+".upstream_tls.ca", u.CA)
 		v.secretPath(p+".upstream_tls.identity", u.Identity)
-		up := r.Upstream
-		if r.Bridge != nil {
-			up = r.Bridge.Upstream
+		up := ""
+		if urls := r.UpstreamURLs(); len(urls) > 0 {
+			up = urls[0] // upstreams share their scheme
 		}
 		if !strings.HasPrefix(strings.ToLower(up), "https://") {
 			v.add(p+".upstream_tls", "only meaningful with an https upstream")
@@ -648,7 +652,7 @@ func validHeaderName(s string) bool {
 }
 
 func (b *Bridge) validate(v *validator, p string) {
-	v.httpURL(p+".upstream", b.Upstream)
+	v.upstreams(p, b.Upstream, b.Upstreams)
 	v.oneOf(p+".soap_version", b.SOAPVersion, soapVersions)
 	if len(b.Operations) == 0 {
 		v.add(p+".operations", "required: at least one operation")
@@ -785,5 +789,83 @@ func (r *Route) validateAuthz(v *validator, p string, c *Config) {
 		if cs.MaxAge < 0 {
 			v.add(cp+".max_age", "must not be negative")
 		}
+	}
+}
+
+// MaxUpstreams bounds a route's upstreams list.
+const MaxUpstreams = 32
+
+// balances are the balance policies.
+var balances = []string{"round_robin", "least_requests"}
+
+// upstreams checks a route's (or bridge's) upstream or upstreams under p:
+// exactly one of them, each an http(s) URL, all alike but for host and port
+// so that a request means the same on each.
+func (v *validator) upstreams(p, one string, many []string) {
+	switch {
+	case one != "" && len(many) > 0:
+		v.add(p+".upstreams", "set upstream or upstreams, not both")
+		return
+	case len(many) == 0:
+		if one == "" {
+			v.add(p+".upstream", "required")
+			return
+		}
+		v.httpURL(p+".upstream", one)
+		return
+	case len(many) > MaxUpstreams:
+		v.add(p+".upstreams", "at most %d upstreams", MaxUpstreams)
+		return
+	}
+	var first *url.URL
+	hosts := map[string]int{}
+	for i, raw := range many {
+		ip := fmt.Sprintf("%s.upstreams[%d]", p, i)
+		if reason := checkHTTPURL(raw); reason != "" {
+			v.add(ip, "%s", reason)
+			continue
+		}
+		u, _ := url.Parse(raw)
+		host := strings.ToLower(u.Host)
+		if j, dup := hosts[host]; dup {
+			v.add(ip, "same host as upstreams[%d]", j)
+			continue
+		}
+		hosts[host] = i
+		if first == nil {
+			first = u
+			continue
+		}
+		if !strings.EqualFold(u.Scheme, first.Scheme) || u.EscapedPath() != first.EscapedPath() || u.RawQuery != first.RawQuery {
+			v.add(ip, "must differ from upstreams[0] only in host and port (same scheme, path and query)")
+		}
+	}
+}
+
+// balancing checks balance, passive_health and health_check.
+func (v *validator) balancing(r *Route, p string) {
+	v.oneOf(p+".balance", r.Balance, balances)
+	if ph := r.PassiveHealth; ph.Failures < 1 || ph.Failures > 100 {
+		v.add(p+".passive_health.failures", "must be between 1 and 100")
+	}
+	if r.PassiveHealth.EjectFor < 0 {
+		v.add(p+".passive_health.eject_for", "must not be negative")
+	}
+	h := r.HealthCheck
+	if h == nil {
+		return
+	}
+	hp := p + ".health_check"
+	if v.required(hp+".path", h.Path) {
+		if u, err := url.Parse(h.Path); err != nil || !strings.HasPrefix(h.Path, "/") || strings.HasPrefix(h.Path, "//") ||
+			u.Host != "" || u.Fragment != "" || strings.ContainsAny(h.Path, "# \t\r\n") {
+			v.add(hp+".path", "must be an absolute path such as /healthz (a query is allowed)")
+		}
+	}
+	if h.Interval < Duration(time.Second) {
+		v.add(hp+".interval", "must be at least 1s")
+	}
+	if h.Timeout <= 0 || h.Timeout > h.Interval {
+		v.add(hp+".timeout", "must be positive and at most interval")
 	}
 }

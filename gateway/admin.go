@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"wsgate/config"
+	"wsgate/proxy"
 	"wsgate/secrets"
 )
 
@@ -49,6 +50,10 @@ type routeStatus struct {
 	Secrets []string `json:"secrets,omitempty"`
 	// NotLoaded lists what never loaded.
 	NotLoaded []string `json:"not_loaded,omitempty"`
+	// Upstreams reports each upstream's health. It does not make the route
+	// unready: every replica shares the upstreams, so taking this one out of
+	// service would move no traffic anywhere better.
+	Upstreams []proxy.UpstreamStatus `json:"upstreams,omitempty"`
 }
 
 // jwksStatus describes one route's JWKS source for /readyz.
@@ -160,6 +165,11 @@ func readinessOf(ctx context.Context, g *generation) readiness {
 		if ok, has := jwksLoaded[r.Name]; has && !ok {
 			rs.Ready = false
 			rs.NotLoaded = append(rs.NotLoaded, "jwks_url")
+		}
+		for _, p := range g.pools {
+			if p.route == r.Name {
+				rs.Upstreams = append(rs.Upstreams, p.pool.Status()...)
+			}
 		}
 		for _, c := range g.ready {
 			if c.route == r.Name && c.check(g.now()) != nil {

@@ -102,6 +102,9 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
+	if err := deps.Registry.Register(newUpstreamCollector(g.current)); err != nil {
+		return nil, err
+	}
 	if g.tp, err = newTracerProvider(cfg.Tracing, deps.Version); err != nil {
 		return nil, err
 	}
@@ -302,6 +305,9 @@ func (gen *generation) start(ctx context.Context, m *metrics.Metrics) {
 	}()
 	for _, j := range gen.jwks {
 		go j.src.Run(gctx) // fetches at once, then as the set's cache headers say
+	}
+	for _, p := range gen.pools {
+		go p.pool.Run(gctx) // probes at once, then every health_check.interval; none without one
 	}
 }
 

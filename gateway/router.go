@@ -141,6 +141,7 @@ type generation struct {
 	budget *soap.Budget
 
 	transports []*http.Transport  // closed (idle connections) when replaced
+	pools      []routePool        // each route's upstreams, for /readyz, metrics and probes
 	ready      []readyCheck       // route readiness beyond secrets (see readinessOf)
 	stopFn     context.CancelFunc // ends this generation's refresh loops
 }
@@ -162,6 +163,8 @@ type routeEnv struct {
 	// transports collects the upstream transports built, so a reload can
 	// release their idle connections.
 	transports *[]*http.Transport
+	// pools collects each route's upstream pool.
+	pools *[]routePool
 	// ready collects route readiness checks beyond secrets (revocation
 	// lists); nil offline.
 	ready *[]readyCheck
@@ -211,7 +214,7 @@ func (gw *Gateway) build(cfg *config.Config, prev *generation) (_ *generation, e
 		return nil, err
 	}
 	env := &routeEnv{cfg: cfg, baseDir: baseDir, secrets: g.secrets, vault: g.backend.vault, stores: st, metrics: gw.metrics,
-		now: now, logger: logger, budget: g.budget, transports: &g.transports, ready: &g.ready}
+		now: now, logger: logger, budget: g.budget, transports: &g.transports, pools: &g.pools, ready: &g.ready}
 
 	g.router = &router{}
 	for i := range cfg.Routes {
@@ -285,27 +288,60 @@ type errorWriter func(w http.ResponseWriter, r *http.Request, status int, err er
 // writeNoRoute answers where no route matched: the JSON error body.
 var writeNoRoute errorWriter = rest.WriteError
 
-// newUpstreamTransportFor is the route's upstream transport (upstream_tls
-// applied), timed for wsgate_upstream_duration_seconds. upstream is the URL
-// dialled: the route's upstream, or bridge.upstream.
-func newUpstreamTransportFor(env *routeEnv, r *config.Route, upstream string) (http.RoundTripper, error) {
-	t, err := newUpstreamTransport(upstream, r.UpstreamTLS, env.secrets)
-	if err != nil {
-		return nil, err
-	}
-	*env.transports = append(*env.transports, t)
-	return &timedTransport{next: withRetries(t, r.Retries), metrics: env.metrics.Route(r.Name, r.Kind()), now: env.now}, nil
+// routePool is one route's upstream pool.
+type routePool struct {
+	route string
+	pool  *proxy.Pool
 }
 
-// newUpstreamProxy is the route's reverse proxy to its upstream, with the
+// newUpstreamTransportFor is the route's upstream transport: its upstreams
+// (upstream or upstreams, or the bridge's) balanced with passive health,
+// optional probes and retries, each with upstream_tls applied, timed for
+// wsgate_upstream_duration_seconds. It also returns the URL requests are
+// addressed to (the first upstream; the pool sets each one's host).
+func newUpstreamTransportFor(env *routeEnv, r *config.Route) (http.RoundTripper, string, error) {
+	urls := r.UpstreamURLs()
+	rts := make([]http.RoundTripper, len(urls))
+	for i, u := range urls {
+		t, err := newUpstreamTransport(u, r.UpstreamTLS, env.secrets)
+		if err != nil {
+			return nil, "", err
+		}
+		*env.transports = append(*env.transports, t)
+		rts[i] = t
+	}
+	po := proxy.PoolOptions{
+		Upstreams:  urls,
+		Transports: rts,
+		Balance:    r.Balance,
+		EjectAfter: r.PassiveHealth.Failures,
+		EjectFor:   r.PassiveHealth.EjectFor.D(),
+		Retries:    r.Retries,
+		Now:        env.now,
+		Logger:     env.logger.With(slog.String("route", r.Name)),
+	}
+	if h := r.HealthCheck; h != nil {
+		po.Check = &proxy.HealthCheck{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D()}
+	}
+	pool, err := proxy.NewPool(po)
+	if err != nil {
+		return nil, "", err
+	}
+	if env.pools != nil {
+		*env.pools = append(*env.pools, routePool{route: r.Name, pool: pool})
+	}
+	return &timedTransport{next: pool, metrics: env.metrics.Route(r.Name, r.Kind()), now: env.now}, pool.Target(), nil
+}
+
+// newUpstreamProxy is the route's reverse proxy to its upstreams, with the
 // path prefix stripped; its own failures (502, 504) speak the route's protocol.
 func newUpstreamProxy(env *routeEnv, r *config.Route, logger *slog.Logger, onError errorWriter) (http.Handler, error) {
-	t, err := newUpstreamTransportFor(env, r, r.Upstream)
+	t, target, err := newUpstreamTransportFor(env, r)
 	if err != nil {
 		return nil, err
 	}
 	return proxy.New(proxy.Options{
-		Upstream:    r.Upstream,
+		Upstream:    target,
 		StripPrefix: r.PathPrefix,
 		Timeout:     upstreamTimeout(env.cfg, r),
 		Transport:   t,

@@ -55,7 +55,7 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport, err := newUpstreamTransportFor(env, r, b.Upstream)
+	transport, target, err := newUpstreamTransportFor(env, r)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func buildBridge(env *routeEnv, r *config.Route) (http.Handler, error) {
 	o := bridge.Options{
 		Route:            r.Name,
 		PathPrefix:       r.PathPrefix,
-		Upstream:         b.Upstream,
+		Upstream:         target,
 		SOAPVersion:      version,
 		Operations:       ops,
 		Identity:         identity,
