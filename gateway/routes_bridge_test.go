@@ -108,6 +108,10 @@ func TestBridgeRouteEndToEnd(t *testing.T) {
 	svc := &soapService{t: t, clk: clk, reply: string(reply)}
 	up := httptest.NewServer(svc)
 	defer up.Close()
+	// A second SOAP endpoint that is down: the pool's first pick (the
+	// second in the list), so the one bridged call must fail over to up.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
 
 	logs := &syncBuffer{}
 	g := newTestGateway(t, dir, `
@@ -124,7 +128,7 @@ routes:
       scopes: [{methods: [POST], path: "/**", any_of: [orders.write]}]
       forward_claims: {sub: X-Auth-Subject}
     bridge:
-      upstream: "`+up.URL+`/ws"
+      upstreams: ["`+up.URL+`/ws", "`+dead.URL+`/ws"]
       soap_version: "1.2"
       operations:
         - {name: get-order, action: "urn:orders:GetOrder", request_template: templates/get-order.xml.tmpl}
@@ -158,6 +162,9 @@ routes:
 	defer svc.mu.Unlock()
 	if len(svc.errs) != 1 || svc.errs[0] != nil {
 		t.Fatalf("SOAP service verification: %v", svc.errs)
+	}
+	if st := g.current().pools[0].pool.Status(); st[1].Failures != 1 || st[0].Failures != 0 {
+		t.Errorf("the signed POST did not fail over from the dead endpoint: %+v", st)
 	}
 	if svc.last.Get("Authorization") != "" || svc.last.Get("X-Auth-Subject") != "alice" ||
 		!strings.Contains(svc.last.Get("Content-Type"), `action="urn:orders:GetOrder"`) {
