@@ -135,13 +135,7 @@ func TestAuthzInvalid(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.patch(c)
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tc.want)
-			}
+			wantProblems(t, c, tc.want)
 		})
 	}
 }

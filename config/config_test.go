@@ -311,13 +311,7 @@ func TestValidateInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			tt.patch(c)
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
-			}
+			wantProblems(t, c, tt.want)
 		})
 	}
 }
@@ -415,4 +409,16 @@ func FuzzLoad(f *testing.F) {
 			_ = c.Routes[i].Kind()
 		}
 	})
+}
+
+// wantProblems validates c and requires exactly the problems want, in order.
+func wantProblems(t *testing.T, c *Config, want []string) {
+	t.Helper()
+	var got []string
+	for _, fe := range FieldErrors(c.Validate()) {
+		got = append(got, fe.Error())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n got  %q\n want %q", got, want)
+	}
 }

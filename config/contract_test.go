@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"testing"
 )
 
@@ -26,13 +25,7 @@ func TestOpenAPIKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.patch(c)
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tc.want)
-			}
+			wantProblems(t, c, tc.want)
 		})
 	}
 }
@@ -86,13 +79,7 @@ func TestWSDLKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.patch(c.Routes[0].SOAP)
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tc.want)
-			}
+			wantProblems(t, c, tc.want)
 		})
 	}
 }

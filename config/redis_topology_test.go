@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"testing"
 )
 
@@ -29,13 +28,7 @@ func TestValidateRedisTopology(t *testing.T) {
 			c := base()
 			c.Replay.Store = "redis"
 			c.Replay.Redis = tt.redis
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
-			}
+			wantProblems(t, c, tt.want)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"testing"
 	"time"
 )
@@ -30,13 +29,7 @@ func TestValidateRouteTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			tt.patch(c)
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
-			}
+			wantProblems(t, c, tt.want)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"testing"
 )
 
@@ -27,13 +26,7 @@ func TestValidateTracing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			c.Tracing = tt.tracing
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
-			}
+			wantProblems(t, c, tt.want)
 		})
 	}
 }

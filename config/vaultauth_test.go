@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"testing"
 )
 
@@ -31,13 +30,7 @@ func TestValidateVaultJWTAuth(t *testing.T) {
 			c.Secrets.Backend = "vault"
 			c.Secrets.Vault.Address = "https://vault:8200"
 			c.Secrets.Vault.Auth = tt.auth
-			var got []string
-			for _, fe := range FieldErrors(c.Validate()) {
-				got = append(got, fe.Error())
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("problems:\n got  %q\n want %q", got, tt.want)
-			}
+			wantProblems(t, c, tt.want)
 		})
 	}
 }
