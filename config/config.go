@@ -234,7 +234,7 @@ type Route struct {
 
 // PassiveHealth ejects an upstream after failures in a row. A failure is no answer (refused,
 // reset, dropped or timed out) or a 502, 503 or 504 answer. While every upstream of a route is
-// out, requests still go to the one out longest: refusing them would be the same outage.
+// out, requests go to all of them as if none were: refusing them would be the same outage.
 type PassiveHealth struct {
 	// Failures is how many failures in a row eject an upstream. Default 3.
 	Failures int `yaml:"failures"`

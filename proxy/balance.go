@@ -175,8 +175,9 @@ func NewPool(opts PoolOptions) (*Pool, error) {
 func (p *Pool) Target() string { return p.eps[0].raw }
 
 // RoundTrip sends r to an upstream chosen by the balance policy among those
-// in rotation (when none is, to the one out longest: refusing would be the
-// same outage), and records the result for passive health. When no answer
+// in rotation (when none is, among all of them, as if all were: refusing
+// would be the same outage, and sending everything to one would let a few
+// failing requests pile the whole load on it), and records the result for passive health. When no answer
 // came back it sends r again, to an upstream not yet tried while there is
 // one:
 //   - whatever the method, when the connection could not be made and the
@@ -277,8 +278,8 @@ func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody) (*http.Respon
 	return res, nil
 }
 
-// pick chooses an endpoint not in tried: in rotation if one is, else the
-// one out of rotation longest.
+// pick chooses an endpoint not in tried by the balance policy: among those
+// in rotation if there is one, else among all.
 func (p *Pool) pick(tried uint64) (*endpoint, uint64) {
 	n := len(p.eps)
 	if n == 1 {
@@ -286,41 +287,36 @@ func (p *Pool) pick(tried uint64) (*endpoint, uint64) {
 	}
 	start := int(p.rr.Add(1) % uint64(n))
 	var now int64
-	var best *endpoint
-	var bestBit uint64
-	for i := range n {
-		j := (start + i) % n
-		bit := uint64(1) << j
-		ep := p.eps[j]
-		if tried&bit != 0 {
-			continue
-		}
-		if ep.out.Load() != 0 {
-			if now == 0 {
-				now = p.now().UnixNano()
-			}
-			if !ep.available(now) {
+	for _, any := range []bool{false, true} { // in rotation first; then all
+		var best *endpoint
+		var bestBit uint64
+		for i := range n {
+			j := (start + i) % n
+			bit := uint64(1) << j
+			ep := p.eps[j]
+			if tried&bit != 0 {
 				continue
 			}
+			if !any && ep.out.Load() != 0 {
+				if now == 0 {
+					now = p.now().UnixNano()
+				}
+				if !ep.available(now) {
+					continue
+				}
+			}
+			if !p.least {
+				return ep, bit
+			}
+			if best == nil || ep.inFlight.Load() < best.inFlight.Load() {
+				best, bestBit = ep, bit
+			}
 		}
-		if !p.least {
-			return ep, bit
-		}
-		if best == nil || ep.inFlight.Load() < best.inFlight.Load() {
-			best, bestBit = ep, bit
+		if best != nil {
+			return best, bestBit
 		}
 	}
-	if best != nil {
-		return best, bestBit
-	}
-	// Every untried endpoint is out of rotation.
-	for i := range n {
-		bit := uint64(1) << i
-		if tried&bit == 0 && (best == nil || p.eps[i].out.Load() < best.out.Load()) {
-			best, bestBit = p.eps[i], bit
-		}
-	}
-	return best, bestBit
+	return nil, 0 // every endpoint tried: RoundTrip never asks then
 }
 
 // available reports whether ep, out of rotation, is back: its ejection has

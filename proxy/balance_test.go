@@ -298,7 +298,8 @@ func TestPoolContextEnds(t *testing.T) {
 	}
 }
 
-// While every upstream is out, requests still go to the one out longest.
+// While every upstream is out, requests go to all of them in turn, and an
+// answer puts one back.
 func TestPoolAllOut(t *testing.T) {
 	clk := testclock.New(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
 	a, b := newBackend(t, "a"), newBackend(t, "b")
@@ -310,13 +311,24 @@ func TestPoolAllOut(t *testing.T) {
 	_, _, _ = do(t, p, http.MethodGet, "/", "") // a out
 	clk.Add(time.Second)
 	_, _, _ = do(t, p, http.MethodGet, "/", "") // b out
-	a.setHandle(nil)
-	got, code, err := do(t, p, http.MethodGet, "/", "")
-	if err != nil || code != 200 || got != "a" {
-		t.Fatalf("all out: %q %d %v, want a (out longest)", got, code, err)
+	// Both out and still failing: the requests go to both, not piled on one.
+	before := a.count() + b.count()
+	for range 4 {
+		if _, code, _ := do(t, p, http.MethodGet, "/", ""); code != http.StatusServiceUnavailable {
+			t.Fatalf("all out: %d", code)
+		}
 	}
-	if st := p.Status()[0]; st.State != StateHealthy {
-		t.Errorf("an answer did not restore a: %+v", st)
+	if a.count()+b.count() != before+4 || a.count() != b.count() {
+		t.Errorf("all out: a got %d, b got %d, want the same", a.count(), b.count())
+	}
+	// An answer puts the upstream that gave it back in rotation.
+	a.setHandle(nil)
+	p.rr.Store(1)
+	if got, code, err := do(t, p, http.MethodGet, "/", ""); err != nil || code != 200 || got != "a" {
+		t.Fatalf("all out: %q %d %v", got, code, err)
+	}
+	if st := p.Status(); st[0].State != StateHealthy || st[1].State != StateEjected {
+		t.Errorf("after a's answer: %+v", st)
 	}
 }
 
