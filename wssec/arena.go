@@ -19,34 +19,40 @@ type arena struct {
 }
 
 // slab hands out runs of T from a list of chunks, adding a chunk when the
-// ones it has are used up.
+// ones it has are used up. Only integers move as nodes are handed out:
+// re-slicing a heap-held slice per node would cost a write barrier each
+// while the collector marks.
 type slab[T any] struct {
 	chunks [][]T
 	next   int // chunks[:next] are in use
-	free   []T // what is left of chunks[next-1]
+	cur    []T // chunks[next-1], or nil
+	used   int // cur[:used] was handed out
 	size   int // length of a new chunk
 }
 
 // take returns n zeroed Ts, capped at n so that an append by a caller
 // cannot reach a neighbour.
 func (s *slab[T]) take(n int) []T {
-	if len(s.free) < n {
+	if len(s.cur)-s.used < n {
 		s.refill(n)
 	}
-	b := s.free[:n:n]
-	s.free = s.free[n:]
+	b := s.cur[s.used : s.used+n : s.used+n]
+	s.used += n
 	return b
 }
 
 // one returns a single zeroed T.
 func (s *slab[T]) one() *T {
-	if len(s.free) == 0 {
+	if s.used == len(s.cur) {
 		s.refill(1)
 	}
-	t := &s.free[0]
-	s.free = s.free[1:]
+	t := &s.cur[s.used]
+	s.used++
 	return t
 }
+
+// at is the T that one handed out as chunk c, index i (see handle).
+func (s *slab[T]) at(c, i int) *T { return &s.chunks[c][i] }
 
 // refill moves on to the next chunk that holds n Ts, making one if none is
 // left. Skipped chunks stay zero.
@@ -55,14 +61,14 @@ func (s *slab[T]) refill(n int) {
 		c := s.chunks[s.next]
 		s.next++
 		if len(c) >= n {
-			s.free = c
+			s.cur, s.used = c, 0
 			return
 		}
 	}
 	c := make([]T, max(n, s.size))
 	s.chunks = append(s.chunks, c)
 	s.next = len(s.chunks)
-	s.free = c
+	s.cur, s.used = c, 0
 }
 
 // reset zeroes what was handed out, dropping every reference into the old
@@ -74,10 +80,9 @@ func (s *slab[T]) reset() {
 		for _, c := range s.chunks[:s.next-1] {
 			clear(c)
 		}
-		last := s.chunks[s.next-1]
-		clear(last[:len(last)-len(s.free)])
+		clear(s.cur[:s.used])
 	}
-	s.next, s.free = 0, nil
+	s.next, s.cur, s.used = 0, nil, 0
 }
 
 // held is the slab's size in Ts.

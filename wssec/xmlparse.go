@@ -45,7 +45,7 @@ func parseXMLFragment(s string, limits Limits, a *arena, scope *etree.Element) (
 	p := xmlParser{s: s, limits: limits.withDefaults(), nodes: a}
 	a.size(p.s)
 	sc := xmlScratchPool.Get().(*xmlScratch)
-	p.pending, p.stack, p.buf, p.ns, p.nsIndex = sc.pending, sc.stack[:0], sc.buf[:0], sc.ns[:0], sc.nsIndex
+	p.pending, p.others, p.stack, p.buf, p.ns, p.nsIndex = sc.pending, sc.others[:0], sc.stack[:0], sc.buf[:0], sc.ns[:0], sc.nsIndex
 	if scope != nil {
 		p.seed(scope)
 	}
@@ -58,6 +58,7 @@ func parseXMLFragment(s string, limits Limits, a *arena, scope *etree.Element) (
 // that a parse allocates only the tree and the copy of the message.
 type xmlScratch struct {
 	pending tokenQueue
+	others  []etree.Token
 	stack   []openElement
 	buf     []byte
 	ns      []nsDecl
@@ -79,15 +80,16 @@ const maxScratch = 4096
 // recycle takes p's scratch slices back, dropping their references into
 // the tree and the message, and returns sc to the pool.
 func (sc *xmlScratch) recycle(p *xmlParser) {
-	if cap(p.stack) > maxScratch || cap(p.buf) > maxScratch || cap(p.ns) > maxScratch || len(p.nsIndex) > maxScratch {
+	if cap(p.stack) > maxScratch || cap(p.buf) > maxScratch || cap(p.ns) > maxScratch || len(p.nsIndex) > maxScratch || cap(p.others) > maxScratch {
 		return // let the GC have it; the pool makes a fresh one
 	}
 	p.pending.reset(maxScratch / pendingBlock)
+	clear(p.others[:cap(p.others)])
 	clear(p.stack[:cap(p.stack)])
 	clear(p.ns[:cap(p.ns)]) // prefixes and namespace names are slices of the message
 	clear(p.nsIndex)
-	sc.pending, sc.stack, sc.buf, sc.ns, sc.nsIndex = p.pending, p.stack[:0], p.buf[:0], p.ns[:0], p.nsIndex
-	p.pending, p.stack, p.buf, p.ns, p.nsIndex = tokenQueue{}, nil, nil, nil, nil
+	sc.pending, sc.others, sc.stack, sc.buf, sc.ns, sc.nsIndex = p.pending, p.others[:0], p.stack[:0], p.buf[:0], p.ns[:0], p.nsIndex
+	p.pending, p.others, p.stack, p.buf, p.ns, p.nsIndex = tokenQueue{}, nil, nil, nil, nil, nil
 	xmlScratchPool.Put(sc)
 }
 
@@ -96,8 +98,9 @@ type xmlParser struct {
 	limits Limits
 
 	stack    []openElement
-	pending  tokenQueue // children read but not yet handed to their parent
-	buf      []byte     // scratch for values that need rewriting
+	pending  tokenQueue    // children read but not yet handed to their parent
+	others   []etree.Token // the tokens pending names by index (handleOther)
+	buf      []byte        // scratch for values that need rewriting
 	elements int
 	rootSeen bool
 
@@ -228,7 +231,7 @@ func (p *xmlParser) xmlDecl(i int) (int, error) {
 	for k < len(decl) && isSpace(decl[k]) {
 		k++
 	}
-	p.pending.push(&etree.ProcInst{Target: "xml", Inst: decl[k:]})
+	p.pushOther(&etree.ProcInst{Target: "xml", Inst: decl[k:]})
 	return end + 2, nil
 }
 
@@ -612,7 +615,8 @@ func (p *xmlParser) startTag(i int) (int, error) {
 	}
 	// The element exists before its attributes are read, so that they go
 	// straight into it: no scratch copy, no extra pointer writes.
-	el := p.newElement()
+	el := p.nodes.elems.one()
+	h := makeHandle(handleElement, p.nodes.elems.next-1, p.nodes.elems.used-1)
 	if colon >= 0 {
 		el.Space, el.Tag = s[nameStart:colon], s[colon+1:end]
 	} else {
@@ -685,8 +689,11 @@ func (p *xmlParser) startTag(i int) (int, error) {
 			return 0, p.errorf(ErrNotXML, i, "duplicate attribute")
 		}
 	}
-	if len(el.Attr) > 0 {
-		el.Attr = p.takeAttrs(el.Attr)
+	if n := len(el.Attr); n > 0 {
+		p.takeAttrs(el.Attr)
+		// Capped so that later appends by callers cannot reach a
+		// neighbour; a self-slice stores no pointer, so no write barrier.
+		el.Attr = el.Attr[:n:n]
 	}
 	nsMark := len(p.ns)
 	if namespaced {
@@ -694,7 +701,7 @@ func (p *xmlParser) startTag(i int) (int, error) {
 			return 0, err
 		}
 	}
-	p.pending.push(el)
+	p.pending.push(h)
 	if empty {
 		if len(p.ns) != nsMark {
 			p.popNamespaces(nsMark)
@@ -755,7 +762,7 @@ func (p *xmlParser) bang(i int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		p.pending.push(&etree.Comment{Data: text})
+		p.pushOther(&etree.Comment{Data: text})
 		return b + 3, nil
 	case strings.HasPrefix(rest, "<![CDATA["):
 		if len(p.stack) == 0 {
@@ -797,10 +804,43 @@ func (p *xmlParser) procInst(i int) error {
 func (p *xmlParser) addText(text string) {
 	cd := p.nodes.texts.one()
 	cd.SetData(text)
-	p.pending.push(cd)
+	p.pending.push(makeHandle(handleText, p.nodes.texts.next-1, p.nodes.texts.used-1))
 }
 
-func (p *xmlParser) newElement() *etree.Element { return p.nodes.elems.one() }
+// pushOther queues a token that is not from the arena (the XML declaration,
+// a comment).
+func (p *xmlParser) pushOther(t etree.Token) {
+	p.others = append(p.others, t)
+	p.pending.push(makeHandle(handleOther, 0, len(p.others)-1))
+}
+
+// handle names a token read but not yet adopted without a pointer, so that
+// the queue of them costs no write barrier and holds nothing the collector
+// must trace: an element or text by its chunk and index in the arena,
+// anything else by its index in xmlParser.others.
+type handle uint64
+
+const (
+	handleElement handle = iota
+	handleText
+	handleOther
+)
+
+func makeHandle(kind handle, chunk, i int) handle {
+	return kind | handle(chunk)<<2 | handle(i)<<32
+}
+
+// token is the token h names.
+func (p *xmlParser) token(h handle) etree.Token {
+	chunk, i := int(h>>2&(1<<30-1)), int(h>>32)
+	switch h & 3 {
+	case handleElement:
+		return p.nodes.elems.at(chunk, i)
+	case handleText:
+		return p.nodes.texts.at(chunk, i)
+	}
+	return p.others[i]
+}
 
 // attrRun returns an empty slice over the rest of the attribute slab, for
 // one start tag's attributes to be appended to; takeAttrs then carves them
@@ -808,25 +848,23 @@ func (p *xmlParser) newElement() *etree.Element { return p.nodes.elems.one() }
 // its own array from append.
 func (p *xmlParser) attrRun() []etree.Attr {
 	a := &p.nodes.attrs
-	if len(a.free) == 0 {
+	if a.used == len(a.cur) {
 		a.refill(1)
 	}
-	return a.free[:0]
+	return a.cur[a.used:a.used]
 }
 
-// takeAttrs caps a start tag's attributes at their length, so that later
-// appends by callers cannot reach a neighbour, and advances the slab past
-// them if they are still in it.
-func (p *xmlParser) takeAttrs(attrs []etree.Attr) []etree.Attr {
+// takeAttrs advances the slab past a start tag's attributes if they are
+// still in it.
+func (p *xmlParser) takeAttrs(attrs []etree.Attr) {
 	n := len(attrs)
-	if a := &p.nodes.attrs; len(a.free) >= n && &a.free[0] == &attrs[0] {
-		a.free = a.free[n:]
+	if a := &p.nodes.attrs; len(a.cur)-a.used >= n && &a.cur[a.used] == &attrs[0] {
+		a.used += n
 	} else {
 		// append filled the rest of the slab before it moved out: zero it
 		// again, since reset clears only what the slab handed out.
-		clear(a.free[:min(n, len(a.free))])
+		clear(a.cur[a.used:][:min(n, len(a.cur)-a.used)])
 	}
-	return attrs[:n:n]
 }
 
 // adopt hands the pending tokens from index first on to parent. AddChild sets
@@ -835,48 +873,44 @@ func (p *xmlParser) adopt(parent *etree.Element, first int) {
 	if n := p.pending.n - first; n > 0 {
 		parent.Child = p.nodes.toks.take(n)[:0]
 		for i := first; i < p.pending.n; i++ {
-			parent.AddChild(p.pending.at(i))
+			parent.AddChild(p.token(p.pending.at(i)))
 		}
 	}
 	p.pending.n = first
 }
 
-// tokenQueue holds the tokens read but not yet adopted, in fixed blocks, so
-// that a long run of siblings (a 1 MB Body of small elements) grows it
-// without copying: a doubling slice would leave as much again as garbage.
+// tokenQueue holds the handles of the tokens read but not yet adopted, in
+// fixed blocks, so that a long run of siblings (a 1 MB Body of small
+// elements) grows it without copying: a doubling slice would leave as much
+// again as garbage.
 type tokenQueue struct {
-	blocks [][]etree.Token // each pendingBlock long
-	n      int             // tokens held
-	high   int             // most tokens ever held, for reset
+	blocks [][]handle // each pendingBlock long
+	n      int        // handles held
 }
 
 const pendingBlock = 512
 
-func (q *tokenQueue) push(t etree.Token) {
+func (q *tokenQueue) push(h handle) {
 	b := q.n / pendingBlock
 	if b == len(q.blocks) {
-		q.blocks = append(q.blocks, make([]etree.Token, pendingBlock))
+		q.blocks = append(q.blocks, make([]handle, pendingBlock))
 	}
-	q.blocks[b][q.n%pendingBlock] = t
+	q.blocks[b][q.n%pendingBlock] = h
 	q.n++
-	q.high = max(q.high, q.n)
 }
 
-func (q *tokenQueue) at(i int) etree.Token {
+func (q *tokenQueue) at(i int) handle {
 	return q.blocks[i/pendingBlock][i%pendingBlock]
 }
 
-// reset empties q, drops its references into the tree, and keeps at most
-// keep blocks.
+// reset empties q and keeps at most keep blocks. Handles are not
+// references: nothing needs clearing.
 func (q *tokenQueue) reset(keep int) {
-	for b := 0; b*pendingBlock < q.high; b++ {
-		clear(q.blocks[b][:min(pendingBlock, q.high-b*pendingBlock)])
-	}
 	if len(q.blocks) > keep {
 		clear(q.blocks[keep:])
 		q.blocks = q.blocks[:keep]
 	}
-	q.n, q.high = 0, 0
+	q.n = 0
 }
 
 // nsDecl is one prefix declaration in scope.
