@@ -94,7 +94,7 @@ func buildOAuthEdge(env *routeEnv, r *config.Route, up http.Handler, onError err
 		if err != nil {
 			return nil, nil, err
 		}
-		ro.RateLimiter, ro.RateLimitPer = lim, rl.Per
+		ro.RateLimiter = lim
 	}
 	h, err := rest.New(ro)
 	if err != nil {

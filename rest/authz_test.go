@@ -515,7 +515,7 @@ func TestCORS(t *testing.T) {
 	// A rate-limited answer from the edge carries them too.
 	f = newFixture(t, func(o *Options) {
 		o.CORS = c
-		o.RateLimiter, o.RateLimitPer = denyAll{}, PerSubject
+		o.RateLimiter = denyAll{}
 	})
 	w = f.do(withOrigin(get(prefix+"/invoices", "Bearer "+good), "https://app.example"))
 	if w.Code != 429 || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example" {

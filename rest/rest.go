@@ -13,8 +13,6 @@ package rest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,13 +37,10 @@ type Validator interface {
 	Validate(ctx context.Context, raw string) (*oauth.Token, error)
 }
 
-// Rate-limit keys (config rate_limit.per).
-const (
-	PerSubject    = "subject"
-	PerClientIP   = "client_ip"
-	PerClientCert = "client_cert"
-	PerRoute      = "route"
-)
+// PerSubject is the rate_limit.per value the edge applies: the subject is
+// known only once the token is. Limits per client_ip, client_cert or route
+// are the gateway's front door's, before any work.
+const PerSubject = "subject"
 
 // DefaultMaxFormBytes caps a form body read whole when Options.MaxFormBytes is zero.
 const DefaultMaxFormBytes = 10 << 20
@@ -85,10 +80,9 @@ type Options struct {
 	ForwardClaims map[string]string
 	// KeepAuthorization forwards the Authorization header upstream.
 	KeepAuthorization bool
-	// RateLimiter, when set, is applied per RateLimitPer.
+	// RateLimiter, when set, limits accepted credentials per subject: the
+	// token's sub, else its client_id, else the client IP.
 	RateLimiter ratelimit.Limiter
-	// RateLimitPer is subject, client_ip, client_cert or route.
-	RateLimitPer string
 	// MaxFormBytes caps a form body (urlencoded or multipart), which an
 	// accepted request has read whole to refuse a second token or a _method
 	// in it; over it the answer is 413. Zero means DefaultMaxFormBytes.
@@ -173,14 +167,6 @@ func New(o Options) (http.Handler, error) {
 	}
 	if o.DPoPRequired && o.DPoP == nil {
 		return nil, errors.New("rest: DPoPRequired needs DPoP")
-	}
-	switch o.RateLimitPer {
-	case "", PerSubject, PerClientIP, PerClientCert, PerRoute:
-	default:
-		return nil, fmt.Errorf("rest: rate limit per %q is not one of subject, client_ip, client_cert, route", o.RateLimitPer)
-	}
-	if o.RateLimiter != nil && o.RateLimitPer == "" {
-		o.RateLimitPer = PerSubject
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -280,10 +266,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := checkQuery(r); err != nil {
-		refuse(err)
-		return
-	}
-	if err := h.limit(r, nil); err != nil {
 		refuse(err)
 		return
 	}
@@ -480,46 +462,19 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// limit applies the rate limit: before validation for per-IP, per-cert and
-// per-route keys (tok nil), after it for per-subject keys.
+// limit applies the rate limit to an authenticated request, per subject.
 func (h *handler) limit(r *http.Request, tok *oauth.Token) error {
 	if h.o.RateLimiter == nil {
 		return nil
 	}
 	var key string
-	switch h.o.RateLimitPer {
-	case PerSubject:
-		if tok == nil {
-			return nil
-		}
-		switch {
-		case tok.Subject != "":
-			key = "sub:" + tok.Subject
-		case tok.ClientID != "":
-			key = "client:" + tok.ClientID
-		default:
-			key = "ip:" + clientIP(r)
-		}
-	case PerClientIP:
-		if tok != nil {
-			return nil
-		}
+	switch {
+	case tok.Subject != "":
+		key = "sub:" + tok.Subject
+	case tok.ClientID != "":
+		key = "client:" + tok.ClientID
+	default:
 		key = "ip:" + clientIP(r)
-	case PerClientCert:
-		if tok != nil {
-			return nil
-		}
-		if tls := r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
-			sum := sha256.Sum256(tls.PeerCertificates[0].Raw)
-			key = "cert:" + hex.EncodeToString(sum[:])
-		} else {
-			key = "ip:" + clientIP(r)
-		}
-	case PerRoute:
-		if tok != nil {
-			return nil
-		}
-		key = "route"
 	}
 	if ok, after := h.o.RateLimiter.Allow(key); !ok {
 		return &RateLimitError{RetryAfter: after}

@@ -385,15 +385,28 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 }
 
+// The edge's rate limit is per subject: the token's sub, else its client_id.
 func TestRateLimit(t *testing.T) {
 	k, _ := rsaKeys(t)
-	for _, per := range []string{PerSubject, PerClientIP, PerRoute, PerClientCert} {
-		t.Run(per, func(t *testing.T) {
+	for _, who := range []struct {
+		name string
+		tok  *oauth.Token // nil: the fixture's JWT validator
+	}{
+		{"sub", nil},
+		// An introspected token may lack sub.
+		{"client_id", &oauth.Token{ClientID: "billing-ui", Scopes: []string{"billing.read"}, Introspected: true}},
+	} {
+		t.Run(who.name, func(t *testing.T) {
 			lim, err := ratelimit.NewMemory(ratelimit.Options{Rate: 0.5, Burst: 1, Now: func() time.Time { return t0 }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := newFixture(t, func(o *Options) { o.RateLimiter, o.RateLimitPer = lim, per })
+			f := newFixture(t, func(o *Options) {
+				o.RateLimiter = lim
+				if who.tok != nil {
+					o.Validator = validatorFunc(func(context.Context, string) (*oauth.Token, error) { return who.tok, nil })
+				}
+			})
 			tok := mint(t, jose.RS256, k, "k1", "at+jwt", claims())
 			if w := f.do(get(prefix+"/x", "Bearer "+tok)); w.Code != 200 {
 				t.Fatalf("first request: %d", w.Code)
@@ -462,7 +475,6 @@ func TestNewOptions(t *testing.T) {
 	bad := []Options{
 		{Upstream: up},
 		{Validator: v},
-		{Validator: v, Upstream: up, RateLimitPer: "country"},
 		{Validator: v, Upstream: up, ForwardClaims: map[string]string{"sub": "Bad Header"}},
 		{Validator: v, Upstream: up, ForwardClaims: map[string]string{"sub": "authorization"}},
 		{Validator: v, Upstream: up, ForwardClaims: map[string]string{"sub": "X-Forwarded-For"}},
@@ -504,16 +516,21 @@ func TestClaimValue(t *testing.T) {
 	}
 }
 
-// TestClientIP: rate_limit per client_ip keys on the front door's client IP
-// (the request scope), never on a client-sent X-Forwarded-For; without a
-// scope, on the peer address.
+// TestClientIP: a token with neither sub nor client_id is limited by the
+// front door's client IP (the request scope), never a client-sent
+// X-Forwarded-For; without a scope, by the peer address.
 func TestClientIP(t *testing.T) {
 	k, _ := rsaKeys(t)
 	lim, err := ratelimit.NewMemory(ratelimit.Options{Rate: 1, Burst: 1, Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(o *Options) { o.RateLimiter, o.RateLimitPer = lim, PerClientIP })
+	f := newFixture(t, func(o *Options) {
+		o.RateLimiter = lim
+		o.Validator = validatorFunc(func(context.Context, string) (*oauth.Token, error) {
+			return &oauth.Token{Scopes: []string{"billing.read"}, Introspected: true}, nil // neither sub nor client_id
+		})
+	})
 	tok := "Bearer " + mint(t, jose.RS256, k, "k1", "at+jwt", claims())
 	send := func(scopeIP, peer string, i int) int {
 		r := get(prefix+"/x", tok)
