@@ -538,6 +538,9 @@ func (p *xmlParser) normalizeEOL(t string) []byte {
 // (":a", "a:", "a:b:c", "a:1") is well-formed XML but not namespace-well-
 // formed: ErrNamespace, like the other violations of Namespaces in XML.
 func (p *xmlParser) qname(i int) (end, colon int, err error) {
+	if end, colon, ok := p.asciiQName(i); ok {
+		return end, colon, nil
+	}
 	s := p.s
 	start := i
 	colon = -1
@@ -579,6 +582,37 @@ func (p *xmlParser) qname(i int) (end, colon int, err error) {
 		return 0, 0, p.errorf(ErrNamespace, i, "name with an empty local part")
 	}
 	return i, colon, nil
+}
+
+// asciiQName reads the usual QName, ASCII NCName or NCName:NCName ended by
+// an ASCII byte that cannot continue it, with one table lookup per byte.
+// Anything else (not ok) is left to qname's general loop, which reads it
+// from the start again and reports its errors.
+func (p *xmlParser) asciiQName(i int) (end, colon int, ok bool) {
+	s := p.s
+	colon = -1
+	if i >= len(s) || !nameStartChar[s[i]] {
+		return 0, 0, false
+	}
+	i++
+	for i < len(s) && ncNameChar[s[i]] {
+		i++
+	}
+	if i < len(s) && s[i] == ':' {
+		colon = i
+		i++
+		if i >= len(s) || !nameStartChar[s[i]] {
+			return 0, 0, false
+		}
+		i++
+		for i < len(s) && ncNameChar[s[i]] {
+			i++
+		}
+	}
+	if i >= len(s) || s[i] >= utf8.RuneSelf || s[i] == ':' {
+		return 0, 0, false
+	}
+	return i, colon, true
 }
 
 // isNameRune reports whether a non-ASCII r is a NameStartChar (first) or a
@@ -1088,6 +1122,7 @@ var (
 	nameChar = byteTable(func(c byte) bool {
 		return nameStartChar[c] || '0' <= c && c <= '9' || c == '-' || c == '.' || c == ':'
 	})
+	ncNameChar = byteTable(func(c byte) bool { return nameChar[c] && c != ':' })
 )
 
 func byteTable(f func(byte) bool) (t [256]bool) {
