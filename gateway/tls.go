@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"wsgate/config"
+	"wsgate/proxy"
 	"wsgate/secrets"
 )
 
@@ -215,10 +216,11 @@ func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   32,
+		MaxIdleConns:          proxy.MaxIdleConnsPerUpstream, // one transport per upstream host
+		MaxIdleConnsPerHost:   proxy.MaxIdleConnsPerUpstream,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       proxy.UpstreamWriteBuffer,
 	}, nil
 }
 

@@ -525,3 +525,107 @@ func TestOnError(t *testing.T) {
 		})
 	}
 }
+
+// trackedBody records how a request body was used.
+type trackedBody struct {
+	r      io.Reader
+	read   int
+	closed bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	return n, err
+}
+
+func (b *trackedBody) Close() error { b.closed = true; return nil }
+
+var errClientGone = errors.New("client gone")
+
+// A small body of known length is read into memory before it goes
+// upstream (one write with the head); anything else streams untouched, and
+// a read error comes back as it was.
+func TestReadSmallBody(t *testing.T) {
+	small := strings.Repeat("x", 5120)
+	tests := []struct {
+		name     string
+		body     io.Reader
+		length   int64
+		header   string // an Expect value
+		getBody  bool
+		buffered bool
+		wantErr  error
+	}{
+		{"5 KB", strings.NewReader(small), 5120, "", false, true, nil},
+		{"at the bound", strings.NewReader(strings.Repeat("y", maxBufferedBody)), maxBufferedBody, "", false, true, nil},
+		{"over the bound", strings.NewReader(strings.Repeat("y", maxBufferedBody+1)), maxBufferedBody + 1, "", false, false, nil},
+		{"chunked", strings.NewReader(small), -1, "", false, false, nil},
+		{"expect 100-continue", strings.NewReader(small), 5120, "100-continue", false, false, nil},
+		{"replayable", strings.NewReader(small), 5120, "", true, true, nil},
+		{"short body", strings.NewReader("abc"), 5120, "", false, true, io.ErrUnexpectedEOF},
+		{"read error", io.MultiReader(strings.NewReader("abc"), iotest{errClientGone}), 5120, "", false, true, errClientGone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &trackedBody{r: tc.body}
+			req := httptest.NewRequest(http.MethodPost, "http://up.invalid/x", nil)
+			req.Body, req.ContentLength = tb, tc.length
+			if tc.header != "" {
+				req.Header.Set("Expect", tc.header)
+			}
+			if tc.getBody {
+				req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(small)), nil }
+			}
+			out, err := readSmallBody(req)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if req.Body != io.ReadCloser(tb) {
+				t.Error("the caller's request was changed")
+			}
+			if !tc.buffered {
+				if out != req || tb.read != 0 || tb.closed {
+					t.Errorf("streamed body touched: same request %v, read %d, closed %v", out == req, tb.read, tb.closed)
+				}
+				return
+			}
+			if !tb.closed {
+				t.Error("the client's body was not closed")
+			}
+			if err != nil {
+				return
+			}
+			got, _ := io.ReadAll(out.Body)
+			if int64(len(got)) != tc.length || out.ContentLength != tc.length || int64(tb.read) != tc.length {
+				t.Errorf("forwarded %d bytes, length %d, read %d; want %d", len(got), out.ContentLength, tb.read, tc.length)
+			}
+		})
+	}
+}
+
+type iotest struct{ err error }
+
+func (r iotest) Read([]byte) (int, error) { return 0, r.err }
+
+// A buffered body reaches the upstream whole, through the proxy.
+func TestSmallBodyForwarded(t *testing.T) {
+	got := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	defer up.Close()
+	front := serve(t, Options{Upstream: up.URL, Timeout: 5 * time.Second})
+	for _, n := range []int{1, 5120, maxBufferedBody, maxBufferedBody + 1, 100 << 10} {
+		body := strings.Repeat("z", n)
+		res, err := http.Post(front.URL, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if s := <-got; res.StatusCode != http.StatusOK || s != body {
+			t.Errorf("%d bytes: status %d, upstream got %d bytes", n, res.StatusCode, len(s))
+		}
+	}
+}
