@@ -39,7 +39,8 @@ func serveFile(ctx context.Context, cfgPath string, stderr io.Writer, ready func
 	}
 	lv := &slog.LevelVar{}
 	gateway.SetLevel(lv, cfg.Log.Level)
-	logger := newLeveledLogger(cfg.Log.Format, lv, stderr)
+	logger, stopLog := newBufferedLogger(cfg.Log.Format, lv, stderr)
+	defer stopLog()
 	g, err := gateway.New(cfg, gateway.Deps{Logger: logger, Level: lv, Now: time.Now, BaseDir: filepath.Dir(cfgPath)})
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate serve: %v\n", err)
