@@ -191,11 +191,15 @@ func (p *Pool) Target() string { return p.eps[0].raw }
 // (even a 5xx) is never retried, and neither is a request whose context
 // ended (the client left, or the route's timeout fired).
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	// A body that cannot be had again (a client's stream) is lent to one
+	// attempt after another until one reads it; one with GetBody (read into
+	// memory) is had afresh for each attempt after the first.
 	var body *heldBody
-	if r.Body != nil && r.Body != http.NoBody && len(p.eps) > 1 {
+	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil && len(p.eps) > 1 {
 		body = &heldBody{rc: r.Body}
 		defer body.finish()
 	}
+	attempt := 0
 	idempotent := retryable(r)
 	failover := len(p.eps) > 1 && idempotent // the free second try of an idempotent request
 	retries := p.retries
@@ -203,7 +207,8 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	for {
 		ep, bit := p.pick(tried)
 		tried |= bit
-		res, err := p.send(ep, r, body)
+		attempt++
+		res, err := p.send(ep, r, body, attempt > 1)
 		if err == nil {
 			return res, nil
 		}
@@ -234,9 +239,10 @@ func (p *Pool) all() uint64 {
 }
 
 // send makes one attempt on ep and records its outcome.
-func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody) (*http.Response, error) {
+func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody, again bool) (*http.Response, error) {
 	out := r
-	if ep != p.eps[0] || body != nil {
+	again = again && r.GetBody != nil && r.Body != nil && r.Body != http.NoBody
+	if ep != p.eps[0] || body != nil || again {
 		// A shallow copy: a RoundTripper must not change its request, and
 		// only the URL and body differ.
 		out = new(http.Request)
@@ -247,8 +253,15 @@ func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody) (*http.Respon
 		if r.Host == p.eps[0].url.Host {
 			out.Host = "" // follow the URL (an http.NewRequest copies its host here)
 		}
-		if body != nil {
+		switch {
+		case body != nil:
 			out.Body = body.attempt()
+		case again:
+			b, err := r.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			out.Body = b
 		}
 	}
 	if p.least {

@@ -435,3 +435,23 @@ type closeCounter struct {
 }
 
 func (c *closeCounter) Close() error { c.closes++; return nil }
+
+// A body read into memory (GetBody set, as readSmallBody does) is had afresh
+// for the next upstream after a failed dial, not wrapped.
+func TestPoolReplayableBody(t *testing.T) {
+	live := newBackend(t, "live")
+	p := newTestPool(t, PoolOptions{Upstreams: []string{deadURL(t), live.srv.URL}})
+	p.rr.Store(1) // next pick: the dead one
+	req, err := http.NewRequest(http.MethodPost, p.Target()+"/op", strings.NewReader("<order/>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if live.count() != 1 || live.got[0] != "POST /op <order/>" {
+		t.Errorf("live got %q", live.got)
+	}
+}

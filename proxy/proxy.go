@@ -297,6 +297,9 @@ func readSmallBody(req *http.Request) (*http.Request, error) {
 	out := new(http.Request) // a RoundTripper must not change its request
 	*out = *req
 	out.Body = io.NopCloser(bytes.NewReader(buf))
+	// Replayable: a Pool sends it to another upstream after a failed dial
+	// without wrapping it (which would split the writes again).
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return out, nil
 }
 
