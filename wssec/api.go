@@ -175,6 +175,8 @@ type Verified struct {
 
 	headers      []*etree.Element // header blocks to forward, Security included
 	securityKept []*etree.Element // the children of Security that were processed
+
+	headersBuf, keptBuf [6]*etree.Element // backing arrays for a usual header
 }
 
 // FaultCode returns the local name, in the wsse namespace, of the WS-Security

@@ -92,6 +92,7 @@ func (e *Envelope) Release() {
 	}
 	if v := e.verified; v != nil {
 		v.Security, v.headers, v.securityKept = nil, nil, nil
+		v.headersBuf, v.keptBuf = [6]*etree.Element{}, [6]*etree.Element{}
 	}
 	if e.nodes == nil {
 		return
@@ -107,6 +108,7 @@ func (v *Verified) Release() {
 		return
 	}
 	v.Security, v.headers, v.securityKept = nil, nil, nil
+	v.headersBuf, v.keptBuf = [6]*etree.Element{}, [6]*etree.Element{}
 	v.Envelope.Release()
 }
 

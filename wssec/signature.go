@@ -18,11 +18,13 @@ type signature struct {
 	value      []byte
 	keyInfo    *etree.Element
 	refs       []reference
+	hashes     *hashCache // where verifyValue and verifyDigest take their hashes
 
 	// signedInfoSum is the digest of the canonical SignedInfo (its first
 	// method.hash.Size() bytes), set by verifyValue: what the signer signed,
 	// which the replay cache keys on rather than on the value's encoding.
 	signedInfoSum [64]byte
+	valueBuf      [512]byte // value, up to RSA-4096, decoded in place
 }
 
 // reference is one ds:Reference.
@@ -35,17 +37,20 @@ type reference struct {
 	strTransform bool
 	hash         crypto.Hash
 	digest       []byte
+	digestBuf    [64]byte // digest, decoded in place
+	sum          [64]byte // verifyDigest's result, here rather than escaping on its own
 }
 
-// parseSignature checks a ds:Signature against the shape WS-Security allows
-// (BSP 1.1 R5401-R5423 where they matter) and the algorithm allow-list.
-func parseSignature(el *etree.Element, p Policy) (*signature, error) {
+// parse checks a ds:Signature against the shape WS-Security allows (BSP 1.1
+// R5401-R5423 where they matter) and the algorithm allow-list, into the zero
+// signature sig; refBuf, when it has room, holds the references.
+func (sig *signature) parse(el *etree.Element, p Policy, refBuf []reference) error {
 	limits := p.Limits.withDefaults()
-	sig := &signature{}
+	sig.refs = refBuf[:0]
 	var signatureValue *etree.Element
 	for i, child := range childElements(el) {
 		if child.NamespaceURI() != NSDSig {
-			return nil, fmt.Errorf("%w: unexpected %s in Signature", ErrMalformedSignature, child.Tag)
+			return fmt.Errorf("%w: unexpected %s in Signature", ErrMalformedSignature, child.Tag)
 		}
 		switch {
 		case child.Tag == "SignedInfo" && i == 0:
@@ -57,109 +62,107 @@ func parseSignature(el *etree.Element, p Policy) (*signature, error) {
 		case child.Tag == "Object" && i >= 2:
 			// WS-Security signatures are detached: an Object would be
 			// forwarded unchecked inside the Security the backend trusts.
-			return nil, fmt.Errorf("%w: ds:Object in Signature", ErrUnprocessedSecurityElement)
+			return fmt.Errorf("%w: ds:Object in Signature", ErrUnprocessedSecurityElement)
 		default:
-			return nil, fmt.Errorf("%w: unexpected or misplaced %s in Signature", ErrMalformedSignature, child.Tag)
+			return fmt.Errorf("%w: unexpected or misplaced %s in Signature", ErrMalformedSignature, child.Tag)
 		}
 	}
 	if sig.signedInfo == nil || signatureValue == nil {
-		return nil, fmt.Errorf("%w: SignedInfo and SignatureValue are required", ErrMalformedSignature)
+		return fmt.Errorf("%w: SignedInfo and SignatureValue are required", ErrMalformedSignature)
 	}
 	if sig.keyInfo == nil {
-		return nil, fmt.Errorf("%w: no KeyInfo", ErrTokenUnavailable)
+		return fmt.Errorf("%w: no KeyInfo", ErrTokenUnavailable)
 	}
-	value, err := decodeBase64(signatureValue.Text())
+	value, err := decodeBase64Into(sig.valueBuf[:0], signatureValue.Text())
 	if err != nil || len(value) == 0 {
-		return nil, fmt.Errorf("%w: SignatureValue is not base64", ErrMalformedSignature)
+		return fmt.Errorf("%w: SignatureValue is not base64", ErrMalformedSignature)
 	}
 	sig.value = value
 
 	children := childElements(sig.signedInfo)
 	if len(children) < 3 {
-		return nil, fmt.Errorf("%w: SignedInfo needs CanonicalizationMethod, SignatureMethod and a Reference", ErrMalformedSignature)
+		return fmt.Errorf("%w: SignedInfo needs CanonicalizationMethod, SignatureMethod and a Reference", ErrMalformedSignature)
 	}
 	if !is(children[0], NSDSig, "CanonicalizationMethod") || !is(children[1], NSDSig, "SignatureMethod") {
-		return nil, fmt.Errorf("%w: SignedInfo must start with CanonicalizationMethod, SignatureMethod", ErrMalformedSignature)
+		return fmt.Errorf("%w: SignedInfo must start with CanonicalizationMethod, SignatureMethod", ErrMalformedSignature)
 	}
 	if alg := children[0].SelectAttrValue("Algorithm", ""); alg != AlgExcC14N {
-		return nil, fmt.Errorf("%w: SignedInfo canonicalization %q", ErrUnsupportedAlgorithm, alg)
+		return fmt.Errorf("%w: SignedInfo canonicalization %q", ErrUnsupportedAlgorithm, alg)
 	}
 	if sig.c14nPrefix, err = inclusivePrefixes(children[0]); err != nil {
-		return nil, err
+		return err
 	}
 	if hasChildElement(children[1]) {
 		// HMACOutputLength and friends (CVE-2009-0217, BSP R5401).
-		return nil, fmt.Errorf("%w: SignatureMethod parameters", ErrUnsupportedAlgorithm)
+		return fmt.Errorf("%w: SignatureMethod parameters", ErrUnsupportedAlgorithm)
 	}
 	if sig.method, err = signatureMethodFor(children[1].SelectAttrValue("Algorithm", ""), p.AllowSHA1); err != nil {
-		return nil, err
+		return err
 	}
 	refs := children[2:]
 	if len(refs) > limits.MaxReferences {
-		return nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyReferences, len(refs), limits.MaxReferences)
+		return fmt.Errorf("%w: %d, limit %d", ErrTooManyReferences, len(refs), limits.MaxReferences)
 	}
 	for _, r := range refs {
 		if !is(r, NSDSig, "Reference") {
-			return nil, fmt.Errorf("%w: unexpected %s in SignedInfo", ErrMalformedSignature, r.Tag)
+			return fmt.Errorf("%w: unexpected %s in SignedInfo", ErrMalformedSignature, r.Tag)
 		}
-		ref, err := parseReference(r, p.AllowSHA1, limits.MaxTransforms)
-		if err != nil {
-			return nil, err
+		sig.refs = append(sig.refs, reference{})
+		if err := parseReference(&sig.refs[len(sig.refs)-1], r, p.AllowSHA1, limits.MaxTransforms); err != nil {
+			return err
 		}
-		sig.refs = append(sig.refs, ref)
 	}
-	return sig, nil
+	return nil
 }
 
-func parseReference(el *etree.Element, allowSHA1 bool, maxTransforms int) (reference, error) {
-	var ref reference
+func parseReference(ref *reference, el *etree.Element, allowSHA1 bool, maxTransforms int) error {
 	uri := el.SelectAttrValue("URI", "")
 	if len(uri) < 2 || uri[0] != '#' {
 		// Only same-document ID references: no external fetches, no whole-document "".
-		return ref, fmt.Errorf("%w: Reference URI %.64q", ErrReferenceNotFound, uri)
+		return fmt.Errorf("%w: Reference URI %.64q", ErrReferenceNotFound, uri)
 	}
 	ref.id = uri[1:]
 	children := childElements(el)
 	if len(children) != 3 || !is(children[0], NSDSig, "Transforms") ||
 		!is(children[1], NSDSig, "DigestMethod") || !is(children[2], NSDSig, "DigestValue") {
-		return ref, fmt.Errorf("%w: Reference needs Transforms, DigestMethod, DigestValue", ErrMalformedSignature)
+		return fmt.Errorf("%w: Reference needs Transforms, DigestMethod, DigestValue", ErrMalformedSignature)
 	}
 	transforms := childElements(children[0])
 	if len(transforms) > maxTransforms {
-		return ref, fmt.Errorf("%w: %d, limit %d", ErrTooManyTransforms, len(transforms), maxTransforms)
+		return fmt.Errorf("%w: %d, limit %d", ErrTooManyTransforms, len(transforms), maxTransforms)
 	}
 	if len(transforms) != 1 || !is(transforms[0], NSDSig, "Transform") {
 		// Detached WS-Security references need exactly one exc-c14n or
 		// STR-Transform; enveloped, XPath and XSLT transforms are refused.
-		return ref, fmt.Errorf("%w: Reference must have exactly one exc-c14n Transform", ErrUnsupportedAlgorithm)
+		return fmt.Errorf("%w: Reference must have exactly one exc-c14n Transform", ErrUnsupportedAlgorithm)
 	}
 	var err error
 	switch alg := transforms[0].SelectAttrValue("Algorithm", ""); alg {
 	case AlgExcC14N:
 		if ref.prefixList, err = inclusivePrefixes(transforms[0]); err != nil {
-			return ref, err
+			return err
 		}
 	case algSTRTransform:
 		ref.strTransform = true
 		if ref.prefixList, err = strTransformParams(transforms[0]); err != nil {
-			return ref, err
+			return err
 		}
 	default:
-		return ref, fmt.Errorf("%w: Transform %q", ErrUnsupportedAlgorithm, alg)
+		return fmt.Errorf("%w: Transform %q", ErrUnsupportedAlgorithm, alg)
 	}
 	if hasChildElement(children[1]) {
-		return ref, fmt.Errorf("%w: DigestMethod parameters", ErrUnsupportedAlgorithm)
+		return fmt.Errorf("%w: DigestMethod parameters", ErrUnsupportedAlgorithm)
 	}
 	if ref.hash, err = digestMethodFor(children[1].SelectAttrValue("Algorithm", ""), allowSHA1); err != nil {
-		return ref, err
+		return err
 	}
-	if ref.digest, err = decodeBase64(children[2].Text()); err != nil {
-		return ref, fmt.Errorf("%w: DigestValue is not base64", ErrMalformedSignature)
+	if ref.digest, err = decodeBase64Into(ref.digestBuf[:0], children[2].Text()); err != nil {
+		return fmt.Errorf("%w: DigestValue is not base64", ErrMalformedSignature)
 	}
 	if len(ref.digest) != ref.hash.Size() {
-		return ref, fmt.Errorf("%w: DigestValue has the wrong length", ErrDigestMismatch)
+		return fmt.Errorf("%w: DigestValue has the wrong length", ErrDigestMismatch)
 	}
-	return ref, nil
+	return nil
 }
 
 // algSTRTransform is WSS 1.0 SOAP Message Security §8.3's STR Dereference

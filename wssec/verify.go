@@ -2,13 +2,16 @@ package wssec
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
+	"hash"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -51,24 +54,31 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	if err != nil {
 		return nil, err
 	}
-	parts, err := securityParts(security, dec.decrypting())
-	if err != nil {
+	sc := verifyScratchPool.Get().(*verifyScratch)
+	defer sc.release()
+	parts := &sc.parts
+	if err := parts.read(security, dec.decrypting()); err != nil {
 		return nil, err
 	}
 	if err := v.samlChildrenAllowed(parts.saml); err != nil {
 		return nil, err
 	}
-	sig, err := parseSignature(parts.sig, v.Policy)
-	if err != nil {
+	sig := &sc.sig
+	sig.hashes = &sc.hashes
+	if err := sig.parse(parts.sig, v.Policy, sc.refs[:]); err != nil {
 		return nil, err
 	}
 
 	// One walk indexes every ID and refuses look-alikes outside their place.
-	ids, err := indexEnvelope(env, security)
-	if err != nil {
+	ids := &sc.ids
+	if err := ids.indexEnvelope(env, security); err != nil {
 		return nil, err
 	}
-	targets := make([]*etree.Element, len(sig.refs))
+	targets := sc.targets[:0]
+	if len(sig.refs) > len(sc.targets) {
+		targets = make([]*etree.Element, 0, len(sig.refs))
+	}
+	targets = targets[:len(sig.refs)]
 	signed := make(map[*etree.Element]bool, len(sig.refs))
 	for i, ref := range sig.refs {
 		if targets[i], err = ids.lookup(ref.id); err != nil {
@@ -136,7 +146,7 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 		return nil, err
 	}
 	for i := range sig.refs {
-		if err := sig.refs[i].verifyDigest(targets[i]); err != nil {
+		if err := sig.refs[i].verifyDigest(targets[i], sig.hashes); err != nil {
 			return nil, err
 		}
 	}
@@ -150,7 +160,10 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 	}
 
 	verified := &Verified{Envelope: env, Security: security, Signer: signer, Action: plan.action,
-		headers: plan.forward, Assertion: assertion}
+		Assertion: assertion}
+	// plan.forward and the processed children live in sc, which goes back to
+	// its pool: the Verified keeps copies.
+	verified.headers = append(verified.headersBuf[:0], plan.forward...)
 	if ts != nil {
 		verified.Created = ts.created
 	}
@@ -159,7 +172,8 @@ func (v *Verifier) VerifyEnvelope(ctx context.Context, env *Envelope) (*Verified
 			return nil, err
 		}
 	}
-	verified.securityKept = keepInOrder(parts.order, parts.processed(keyToken(sig.keyInfo, ids), v.Users != nil), samlKept)
+	verified.securityKept = append(verified.keptBuf[:0],
+		keepInOrder(parts.order, parts.processed(keyToken(sig.keyInfo, ids), v.Users != nil), samlKept)...)
 	if v.Replay != nil {
 		if err := v.checkReplay(ctx, sig, ts, signer, now); err != nil {
 			return nil, err
@@ -198,6 +212,52 @@ func securityHeader(env *Envelope) (*etree.Element, error) {
 	return security, nil
 }
 
+// verifyScratch is what one VerifyEnvelope works with and nothing it
+// returns keeps, pooled: verifying a usual message then leaves about half
+// the garbage (less malloc work, less heap for the scavenger to return and
+// fault back in). release zeroes it, so a pooled one holds no node.
+type verifyScratch struct {
+	parts   securityChildren
+	sig     signature
+	refs    [4]reference
+	ids     idIndex
+	targets [4]*etree.Element
+	hashes  hashCache
+}
+
+var verifyScratchPool = sync.Pool{New: func() any { return new(verifyScratch) }}
+
+func (sc *verifyScratch) release() {
+	hashes := sc.hashes
+	*sc = verifyScratch{hashes: hashes}
+	verifyScratchPool.Put(sc)
+}
+
+// hashCache hands out one hash per algorithm, reset, for one use at a time
+// (verifyValue, then each verifyDigest), so that a pooled verifyScratch
+// allocates none.
+type hashCache struct {
+	algs [2]crypto.Hash
+	hs   [2]hash.Hash
+}
+
+func (c *hashCache) get(alg crypto.Hash) hash.Hash {
+	if c == nil {
+		return alg.New()
+	}
+	for i := range c.algs {
+		switch c.algs[i] {
+		case alg:
+			c.hs[i].Reset()
+			return c.hs[i]
+		case 0:
+			c.algs[i], c.hs[i] = alg, alg.New()
+			return c.hs[i]
+		}
+	}
+	return alg.New()
+}
+
 // securityChildren are the children of the processed Security header.
 type securityChildren struct {
 	sig, ts *etree.Element
@@ -208,33 +268,32 @@ type securityChildren struct {
 	orderBuf, keptBuf, headersBuf [6]*etree.Element
 }
 
-// securityParts returns the header's one Signature, at most one Timestamp,
-// and its BinarySecurityTokens and UsernameTokens; EncryptedKeys, where the
-// route decrypts, are the decryptHook's. Anything else (an EncryptedKey on
-// a route that does not decrypt, a ReferenceList, a SAML assertion, a
-// SignatureConfirmation, a Timestamp or token in another namespace, text)
-// is something wssec does not process, and a backend trusting the header
-// to have been processed might act on it: it is refused.
-func securityParts(security *etree.Element, decrypting bool) (*securityChildren, error) {
-	p := &securityChildren{}
+// read finds, into the zero p, the header's one Signature, at most one
+// Timestamp, and its BinarySecurityTokens and UsernameTokens; EncryptedKeys,
+// where the route decrypts, are the decryptHook's. Anything else (an
+// EncryptedKey on a route that does not decrypt, a ReferenceList, a SAML
+// assertion, a SignatureConfirmation, a Timestamp or token in another
+// namespace, text) is something wssec does not process, and a backend
+// trusting the header to have been processed might act on it: refused.
+func (p *securityChildren) read(security *etree.Element, decrypting bool) error {
 	p.order = p.orderBuf[:0]
 	for _, tok := range security.Child {
 		child, ok := tok.(*etree.Element)
 		if !ok {
 			if !blankToken(tok) {
-				return nil, fmt.Errorf("%w: text", ErrUnprocessedSecurityElement)
+				return fmt.Errorf("%w: text", ErrUnprocessedSecurityElement)
 			}
 			continue
 		}
 		switch {
 		case is(child, NSDSig, "Signature"):
 			if p.sig != nil {
-				return nil, ErrMultipleSignatures
+				return ErrMultipleSignatures
 			}
 			p.sig = child
 		case is(child, NSWSU, "Timestamp"):
 			if p.ts != nil {
-				return nil, fmt.Errorf("%w: more than one Timestamp", ErrTimestampMalformed)
+				return fmt.Errorf("%w: more than one Timestamp", ErrTimestampMalformed)
 			}
 			p.ts = child
 		case is(child, NSWSSE, "BinarySecurityToken"), is(child, NSWSSE, "UsernameToken"):
@@ -243,14 +302,14 @@ func securityParts(security *etree.Element, decrypting bool) (*securityChildren,
 		case decrypting && is(child, nsXMLEnc, "EncryptedKey"):
 			continue // processed by the decryptHook, never forwarded
 		default:
-			return nil, fmt.Errorf("%w: %.64s", ErrUnprocessedSecurityElement, child.Tag)
+			return fmt.Errorf("%w: %.64s", ErrUnprocessedSecurityElement, child.Tag)
 		}
 		p.order = append(p.order, child)
 	}
 	if p.sig == nil {
-		return nil, ErrNoSignature
+		return ErrNoSignature
 	}
-	return p, nil
+	return nil
 }
 
 // processed returns the children of Security that verification processed,
@@ -468,7 +527,7 @@ func textContent(el *etree.Element) string {
 // verifyValue checks SignatureValue over the canonical SignedInfo, and keeps
 // the digest of the latter for the replay check.
 func (sig *signature) verifyValue(cert *x509.Certificate) error {
-	h := sig.method.hash.New()
+	h := sig.hashes.get(sig.method.hash)
 	if err := writeExcC14N(h, sig.signedInfo, sig.c14nPrefix); err != nil {
 		return fmt.Errorf("%w: canonicalizing SignedInfo: %v", ErrMalformedSignature, err)
 	}
@@ -503,8 +562,8 @@ func (sig *signature) verifyValue(cert *x509.Certificate) error {
 
 // verifyDigest compares the reference's DigestValue with the digest of the
 // canonical form of the element it resolved to, hashed as it is written.
-func (ref *reference) verifyDigest(target *etree.Element) error {
-	h := ref.hash.New()
+func (ref *reference) verifyDigest(target *etree.Element, hashes *hashCache) error {
+	h := hashes.get(ref.hash)
 	write := writeExcC14N
 	if ref.strTransform {
 		write = writeSTRTransform
@@ -512,8 +571,7 @@ func (ref *reference) verifyDigest(target *etree.Element) error {
 	if err := write(h, target, ref.prefixList); err != nil {
 		return fmt.Errorf("%w: canonicalizing #%.64s: %v", ErrDigestMismatch, ref.id, err)
 	}
-	var sum [64]byte
-	if subtle.ConstantTimeCompare(h.Sum(sum[:0]), ref.digest) != 1 {
+	if subtle.ConstantTimeCompare(h.Sum(ref.sum[:0]), ref.digest) != 1 {
 		return fmt.Errorf("%w: #%.64s", ErrDigestMismatch, ref.id)
 	}
 	return nil
