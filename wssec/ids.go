@@ -50,19 +50,24 @@ func buildIDIndex(root *etree.Element) *idIndex {
 // real one (see place).
 func indexEnvelope(env *Envelope, security *etree.Element) (*idIndex, error) {
 	ix := &idIndex{}
+	if err := ix.indexEnvelope(env, security); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// indexEnvelope is indexEnvelope into the zero idIndex ix.
+func (ix *idIndex) indexEnvelope(env *Envelope, security *etree.Element) error {
 	ix.ids = ix.arr[:0]
 	ix.index(env.Envelope)
 	if env.Header != nil {
 		ix.index(env.Header)
 		if err := ix.walk(env.Header, &placement{header: env.Header, security: security}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ix.index(env.Body)
-	if err := ix.walk(env.Body, &placement{}); err != nil {
-		return nil, err
-	}
-	return ix, nil
+	return ix.walk(env.Body, &placement{})
 }
 
 // placement is where a walk is: in the Header (header set) or the Body.
