@@ -206,16 +206,16 @@ func inclusivePrefixes(el *etree.Element) (string, error) {
 }
 
 // appendBase64Text appends s to dst without the space, tab, CR and LF
-// that wrap base64 text over lines.
+// that wrap base64 text over lines, a run between them at a time.
 func appendBase64Text(dst []byte, s string) []byte {
+	run := 0
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\r', '\n':
-		default:
-			dst = append(dst, c)
+		if spaceByte[s[i]] {
+			dst = append(dst, s[run:i]...)
+			run = i + 1
 		}
 	}
-	return dst
+	return append(dst, s[run:]...)
 }
 
 // decodeBase64 decodes base64 text that may be wrapped over lines (space,

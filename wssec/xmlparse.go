@@ -1123,6 +1123,7 @@ var (
 		return nameStartChar[c] || '0' <= c && c <= '9' || c == '-' || c == '.' || c == ':'
 	})
 	ncNameChar = byteTable(func(c byte) bool { return nameChar[c] && c != ':' })
+	spaceByte  = byteTable(isSpace)
 )
 
 func byteTable(f func(byte) bool) (t [256]bool) {
