@@ -98,6 +98,9 @@ type endpoint struct {
 	// fails and probation are read without the lock on the request path.
 	fails     atomic.Int32 // failures in a row
 	probation atomic.Bool  // back from an ejection: its first failure ejects it again
+	// epoch counts ejections: an answer to a request sent before the last
+	// one says nothing about the upstream since.
+	epoch atomic.Uint64
 
 	mu           sync.Mutex
 	ejectedUntil time.Time // zero: not ejected
@@ -267,6 +270,7 @@ func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody, again bool) (
 	if p.least {
 		ep.inFlight.Add(1)
 	}
+	epoch := ep.epoch.Load()
 	res, err := ep.rt.RoundTrip(out)
 	switch {
 	case err != nil:
@@ -283,7 +287,7 @@ func (p *Pool) send(ep *endpoint, r *http.Request, body *heldBody, again bool) (
 		res.StatusCode == http.StatusGatewayTimeout:
 		p.failed(ep, res.Status)
 	default:
-		p.succeeded(ep)
+		p.succeeded(ep, epoch)
 	}
 	if p.least {
 		res.Body = &countedBody{ReadCloser: res.Body, ep: ep}
@@ -365,6 +369,7 @@ func (p *Pool) failed(ep *endpoint, why string) {
 	ep.ejectedUntil = now.Add(p.ejectFor)
 	ep.probation.Store(false)
 	ep.ejections++
+	ep.epoch.Add(1)
 	if ep.out.Load() == 0 {
 		ep.out.Store(now.UnixNano())
 	}
@@ -372,14 +377,18 @@ func (p *Pool) failed(ep *endpoint, why string) {
 		slog.Duration("for", p.ejectFor), slog.String("error", why))
 }
 
-// succeeded ends a run of failures; an answer from an ejected upstream
-// (tried because every upstream was out) restores it.
-func (p *Pool) succeeded(ep *endpoint) {
+// succeeded ends a run of failures; an answer from an ejected upstream to
+// a request sent while it was out (every upstream was) restores it. epoch
+// is the upstream's when the request was sent.
+func (p *Pool) succeeded(ep *endpoint, epoch uint64) {
 	if ep.fails.Load() == 0 && !ep.probation.Load() && ep.out.Load() == 0 {
 		return
 	}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	if epoch != ep.epoch.Load() {
+		return // sent before it was ejected: the ejection is newer news
+	}
 	back := ep.probation.Load() || !ep.ejectedUntil.IsZero()
 	ep.fails.Store(0)
 	ep.probation.Store(false)

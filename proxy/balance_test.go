@@ -455,3 +455,41 @@ func TestPoolReplayableBody(t *testing.T) {
 		t.Errorf("live got %q", live.got)
 	}
 }
+
+// An answer to a request sent before the upstream was ejected (it was in
+// flight when the others failed) does not bring it back.
+func TestPoolLateAnswerKeepsEjection(t *testing.T) {
+	clk := testclock.New(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	a, other := newBackend(t, "a"), newBackend(t, "other")
+	release := make(chan struct{})
+	var n atomic.Int32
+	a.setHandle(func(w http.ResponseWriter, r *http.Request) bool {
+		if n.Add(1) == 1 {
+			<-release // the slow one: answers after the ejection
+			return false
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	p := newTestPool(t, PoolOptions{Upstreams: []string{a.srv.URL, other.srv.URL}, EjectAfter: 1, Now: clk.Now})
+	p.rr.Store(1) // next pick: a
+	slow := make(chan int, 1)
+	go func() { _, code, _ := do(t, p, http.MethodGet, "/slow", ""); slow <- code }()
+	for a.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p.rr.Store(1)
+	if _, code, _ := do(t, p, http.MethodGet, "/fail", ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("second request: %d", code)
+	}
+	if st := p.Status()[0]; st.State != StateEjected {
+		t.Fatalf("a = %+v, want ejected", st)
+	}
+	close(release)
+	if code := <-slow; code != http.StatusOK {
+		t.Fatalf("slow request: %d", code)
+	}
+	if st := p.Status()[0]; st.State != StateEjected || st.Ejections != 1 {
+		t.Errorf("a after a late answer = %+v, want still ejected", st)
+	}
+}
