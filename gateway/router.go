@@ -140,10 +140,10 @@ type generation struct {
 	// budget is the memory budget all SOAP routes share (limits.memory_budget_bytes).
 	budget *soap.Budget
 
-	transports []*http.Transport  // closed (idle connections) when replaced
-	pools      []routePool        // each route's upstreams, for /readyz, metrics and probes
-	ready      []readyCheck       // route readiness beyond secrets (see readinessOf)
-	stopFn     context.CancelFunc // ends this generation's refresh loops
+	transports []upstreamTransport // closed (idle connections) when replaced
+	pools      []routePool         // each route's upstreams, for /readyz, metrics and probes
+	ready      []readyCheck        // route readiness beyond secrets (see readinessOf)
+	stopFn     context.CancelFunc  // ends this generation's refresh loops
 }
 
 // routeEnv is what every route builder receives. Builders for new route
@@ -162,7 +162,7 @@ type routeEnv struct {
 	budget *soap.Budget
 	// transports collects the upstream transports built, so a reload can
 	// release their idle connections.
-	transports *[]*http.Transport
+	transports *[]upstreamTransport
 	// pools collects each route's upstream pool.
 	pools *[]routePool
 	// ready collects route readiness checks beyond secrets (revocation

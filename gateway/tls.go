@@ -189,11 +189,21 @@ func clientSubject(r *http.Request) string {
 	return r.TLS.VerifiedChains[0][0].Subject.String()
 }
 
+// upstreamTransport is an upstream's RoundTripper whose idle connections
+// a replaced configuration releases.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // newUpstreamTransport is the route's transport to its upstream: dial and
 // handshake timeouts, an idle pool, no environment proxies, TLS 1.2+, and
 // with upstream_tls the CA bundle and client identity from their secrets,
-// read per handshake so a refresh applies to the next new connection.
-func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.Manager) (*http.Transport, error) {
+// read per handshake so a refresh applies to the next new connection. A
+// plain-http upstream gets a proxy.H1Transport in front, which sends most
+// requests on the caller's goroutine (net/http's hand-offs cost more CPU
+// per request than wsgate's checks); the http.Transport takes the rest.
+func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.Manager) (upstreamTransport, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites}
 	if ut != nil {
@@ -211,18 +221,25 @@ func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.
 			}
 		}
 	}
-	return &http.Transport{
+	t := &http.Transport{
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          proxy.MaxIdleConnsPerUpstream, // one transport per upstream host
 		MaxIdleConnsPerHost:   proxy.MaxIdleConnsPerUpstream,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       upstreamIdleTimeout,
 		ExpectContinueTimeout: time.Second,
 		WriteBufferSize:       proxy.UpstreamWriteBuffer,
-	}, nil
+	}
+	if u, err := url.Parse(upstream); err == nil && u.Scheme == "http" {
+		return proxy.NewH1Transport(upstream, d.DialContext, t, proxy.MaxIdleConnsPerUpstream, upstreamIdleTimeout, nil)
+	}
+	return t, nil
 }
+
+// upstreamIdleTimeout is how long an idle upstream connection is kept.
+const upstreamIdleTimeout = 90 * time.Second
 
 // verifyWithBundle makes tc verify the server against the bundle's current
 // certificates instead of the system roots. The standard verification is

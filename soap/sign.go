@@ -55,8 +55,9 @@ func (h *Handler) responseSigner() (*wssec.Signer, error) {
 // env:Receiver, HTTP 502, or 504 when the upstream timed out). That fault
 // is the gateway's own and, like request rejections, is not signed.
 func (h *Handler) forwardSigned(w http.ResponseWriter, req *http.Request, id string, v wssec.SOAPVersion, s *protection) {
-	// Without Accept-Encoding the transport asks for gzip itself and
-	// decompresses, so the body arrives as XML.
+	// Without Accept-Encoding the body arrives as XML: the plain-http
+	// transport (proxy.H1Transport) asks for no encoding, and over https
+	// http.Transport asks for gzip itself and decompresses.
 	req.Header.Del("Accept-Encoding")
 	buf := &responseBuffer{header: http.Header{}, limit: h.maxResponse()}
 	complete := h.runUpstream(buf, req)
