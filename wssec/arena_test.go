@@ -94,26 +94,74 @@ func TestRelease(t *testing.T) {
 	(*Verified)(nil).Release()
 }
 
-// The arena of a large message goes to the garbage collector, not the pool,
-// so one large request does not pin its tree's memory.
-func TestLargeArenaNotPooled(t *testing.T) {
-	tests := []struct {
-		name       string
-		bodySize   int
-		wantPooled bool
-	}{
-		{"2 KB", 2 << 10, true},
-		{"1 MB", 1 << 20, false},
+// What stays allocated between messages is bounded whatever is sent: small
+// arenas go to a sync.Pool, at most maxLargeArenas large ones of at most
+// maxLargeArenaBytes are kept, anything else goes to the garbage collector.
+func TestArenaPoolBounded(t *testing.T) {
+	for len(largeArenas) > 0 { // what earlier tests left
+		<-largeArenas
 	}
-	for _, tt := range tests {
-		a := new(arena)
-		if _, err := parseXMLString(string(signedEnvelope(t, tt.bodySize)), Limits{}, a); err != nil {
+	parsed := func(bodySize int) *arena {
+		a := getArena(bodySize)
+		if _, err := parseXMLString(string(signedEnvelope(t, bodySize)), Limits{}, a); err != nil {
 			t.Fatal(err)
 		}
-		if got := a.release(); got != tt.wantPooled {
-			t.Errorf("%s: pooled = %v, want %v", tt.name, got, tt.wantPooled)
+		return a
+	}
+	small := parsed(2 << 10)
+	if !small.release() {
+		t.Error("a 2 KB arena was not pooled")
+	}
+	// Three 1 MB messages in flight at once: two arenas are kept, not three.
+	large := []*arena{parsed(1 << 20), parsed(1 << 20), parsed(1 << 20)}
+	for i, a := range large {
+		if a.bytes() > maxLargeArenaBytes {
+			t.Fatalf("1 MB: %d bytes of nodes, past the cap", a.bytes())
+		}
+		if got, want := a.release(), i < maxLargeArenas; got != want {
+			t.Errorf("1 MB arena %d: kept = %v, want %v", i, got, want)
 		}
 	}
+	if len(largeArenas) != maxLargeArenas {
+		t.Errorf("%d large arenas kept, want %d", len(largeArenas), maxLargeArenas)
+	}
+	// A large message takes a kept arena; one past the byte cap is not kept.
+	if a := getArena(1 << 20); a != large[0] && a != large[1] {
+		t.Error("a large message did not reuse a kept arena")
+	}
+	huge := parsed(3 << 20)
+	if huge.bytes() <= maxLargeArenaBytes {
+		t.Fatalf("3 MB: only %d bytes of nodes", huge.bytes())
+	}
+	if huge.release() {
+		t.Error("an arena past maxLargeArenaBytes was kept")
+	}
+}
+
+// A kept large arena builds the same tree as a fresh one.
+func TestLargeArenaReuse(t *testing.T) {
+	msg := string(signedEnvelope(t, 1<<20))
+	want := canonicalOf(t, msg, new(arena))
+	for range 3 {
+		a := getArena(len(msg))
+		if got := canonicalOf(t, msg, a); !bytes.Equal(got, want) {
+			t.Fatal("a reused large arena built another tree")
+		}
+		a.release()
+	}
+}
+
+func canonicalOf(t *testing.T, msg string, a *arena) []byte {
+	t.Helper()
+	doc, err := parseXMLString(msg, Limits{}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Canonicalize(doc.Root(), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Verifications on every core, each releasing its tree as soon as it has

@@ -125,7 +125,10 @@
 //     attribute name twice). No input may panic; fuzz tests hold us to that.
 //     Nothing pre-authentication outlives its request: the certificate memo
 //     holds only certificates whose chain verified, under the SHA-256 of
-//     their DER, in memory of their own.
+//     their DER, in memory of their own. What stays allocated between
+//     messages for reuse holds no message data and has a fixed bound: the
+//     zeroed node arenas of small trees in a sync.Pool, and at most two of
+//     large ones, 8 MiB each.
 //   - One message never sees another's nodes: a tree's nodes come from a
 //     pooled arena that Envelope.Release zeroes before reuse, and the
 //     gateway releases a tree only once it has serialized what it forwards.

@@ -62,7 +62,7 @@ func ParseEnvelope[M Message](msg M, limits Limits) (*Envelope, error) {
 	if len(strings.TrimSpace(s)) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrNotXML)
 	}
-	nodes := getArena()
+	nodes := getArena(len(s))
 	doc, err := parseXMLString(s, limits, nodes)
 	if err != nil {
 		nodes.release()
