@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -283,6 +284,11 @@ type h1Conn struct {
 	nwritten int64 // bytes of this exchange that went out
 	nread    int64 // and came back
 	limit    int64 // bytes the response head may still take; -1: no limit
+
+	// The idle peek's state (see alive), kept to spare an allocation per request.
+	raw      syscall.RawConn
+	peekFn   func(fd uintptr) bool
+	peekIdle bool
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -306,6 +312,10 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// abort ends the exchange in progress when its context ends: the read or
+// write blocked on the connection fails.
+func (c *h1Conn) abort() { c.nc.Close() }
+
 func (c *h1Conn) close() {
 	c.nc.Close()
 	if c.br != nil {
@@ -319,7 +329,7 @@ func (c *h1Conn) close() {
 // rule). On error c is closed.
 func (c *h1Conn) exchange(ctx context.Context, req *http.Request) (res *http.Response, retry bool, err error) {
 	c.nwritten, c.nread = 0, 0 // this exchange's
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	stop := context.AfterFunc(ctx, c.abort)
 	fail := func(err error, retry bool) (*http.Response, bool, error) {
 		stop()
 		c.close()

@@ -8,20 +8,24 @@ import "syscall"
 // connection; one non-blocking peek when the connection is taken costs
 // less than that goroutine.
 func (c *h1Conn) alive() bool {
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
-		return true
+	if c.raw == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw, c.peekFn = raw, c.peek // once per connection, not per request
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
+	c.peekIdle = false
+	return c.raw.Read(c.peekFn) == nil && c.peekIdle
+}
+
+func (c *h1Conn) peek(fd uintptr) bool {
 	var buf [1]byte
-	idle := false
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		idle = rerr == syscall.EAGAIN
-		return true
-	})
-	return err == nil && idle
+	_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekIdle = err == syscall.EAGAIN
+	return true // never wait for readability
 }
