@@ -372,7 +372,8 @@ func (c *h1Conn) exchange(ctx context.Context, req *http.Request) (res *http.Res
 	}
 	c.limit = -1
 	res.Body = &h1Body{rc: res.Body, c: c, stop: stop, ctx: ctx,
-		reuse: !res.Close && !req.Close && res.StatusCode != http.StatusSwitchingProtocols}
+		reuse: !res.Close && !req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") &&
+			res.StatusCode != http.StatusSwitchingProtocols}
 	if res.Body.(*h1Body).rc == http.NoBody {
 		res.Body.(*h1Body).finish(true)
 		res.Body = http.NoBody

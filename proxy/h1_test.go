@@ -8,11 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -193,6 +191,40 @@ func TestH1Exchanges(t *testing.T) {
 			}
 			if got := u.conns.Load(); got != tc.wantConns {
 				t.Errorf("connections: %d, want %d", got, tc.wantConns)
+			}
+		})
+	}
+}
+
+// TestH1RequestClose: a request that asks to close its connection does
+// not leave it in the pool, even when the upstream does not say so.
+func TestH1RequestClose(t *testing.T) {
+	tests := []struct {
+		name     string
+		set      func(*http.Request)
+		wantIdle int
+	}{
+		{"keep-alive", func(*http.Request) {}, 1},
+		{"Request.Close", func(r *http.Request) { r.Close = true }, 0},
+		{"Connection: close header", func(r *http.Request) { r.Header.Set("Connection", "foo, Close") }, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newRawUpstream(t, func(_, _ int, _ *http.Request) step { return step{raw: ok5} })
+			h := newH1(t, u.url(), nil)
+			req, _ := http.NewRequest("GET", u.url(), nil)
+			tc.set(req)
+			res, err := h.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			h.mu.Lock()
+			idle := len(h.idle)
+			h.mu.Unlock()
+			if idle != tc.wantIdle {
+				t.Errorf("%d idle, want %d", idle, tc.wantIdle)
 			}
 		})
 	}
@@ -554,48 +586,4 @@ func FuzzH1Response(f *testing.F) {
 			t.Fatalf("second answer %d %v %q: leftovers of %q", res.StatusCode, res.Header, b, raw)
 		}
 	})
-}
-
-// BenchmarkUpstreamGET: one keep-alive GET exchange with a local upstream,
-// http.Transport against the H1Transport (client and server in-process,
-// so read the difference, not the figure).
-func BenchmarkUpstreamGET(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	defer srv.Close()
-	for _, tc := range []struct {
-		name string
-		rt   http.RoundTripper
-	}{
-		{"http.Transport", NewTransport()},
-		{"H1Transport", newH1(b, srv.URL, nil)},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			cpu0 := cpuTime(b)
-			defer func() { b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
-					res, err := tc.rt.RoundTrip(req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-			})
-		})
-	}
-}
-
-// cpuTime is the process's user and system CPU time: on a shared machine
-// it is steadier than the wall time of a loopback exchange.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
