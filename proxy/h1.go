@@ -135,8 +135,9 @@ func (t *H1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !retry || ctx.Err() != nil {
 			return nil, err
 		}
-		// A reused connection that turned out dead before the request could
-		// have reached the upstream: once more, on a new connection.
+		// A reused connection failed where http.Transport sends again
+		// (nothing went out, or a replayable request got no answer byte):
+		// once more, on a new connection.
 		if req.Body != nil && req.Body != http.NoBody {
 			body, gerr := req.GetBody()
 			if gerr != nil {
