@@ -511,14 +511,9 @@ func (w *excWriter) start(el *etree.Element) error {
 		w.rendered = append(w.rendered, ref)
 	}
 	for _, sa := range attrs {
-		a := &el.Attr[sa.i]
-		w.byte(' ')
-		w.qname(a.Space, a.Key)
-		w.str(`="`)
-		if err := w.escaped(a.Value, &c14nAttrClass); err != nil {
+		if err := w.attr(&el.Attr[sa.i]); err != nil {
 			return err
 		}
-		w.byte('"')
 	}
 	w.byte('>')
 	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
