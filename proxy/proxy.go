@@ -1,7 +1,9 @@
 // Package proxy builds the reverse proxy every route forwards through: one
-// httputil.ReverseProxy per upstream, using Rewrite (never Director), with
+// httputil.ReverseProxy per route, using Rewrite (never Director), with
 // bounded timeouts, no protocol upgrades, and error responses in the
-// route's protocol that reveal nothing internal.
+// route's protocol that reveal nothing internal. Under it, a Pool spreads
+// requests over the route's upstreams and keeps their health, and each
+// plain-http upstream is reached through an H1Transport.
 package proxy
 
 import (
