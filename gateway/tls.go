@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -204,13 +203,14 @@ type upstreamTransport interface {
 // requests on the caller's goroutine (net/http's hand-offs cost more CPU
 // per request than wsgate's checks); the http.Transport takes the rest.
 func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.Manager) (upstreamTransport, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites}
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	t := proxy.NewTransport()
+	tc := t.TLSClientConfig
+	tc.CipherSuites = tlsCipherSuites
 	if ut != nil {
-		u, err := url.Parse(upstream)
-		if err != nil {
-			return nil, fmt.Errorf("upstream_tls: %w", err)
-		}
 		if ut.CA != "" {
 			verifyWithBundle(tc, u.Hostname(), mgr.Trust(ut.CA))
 		}
@@ -221,25 +221,11 @@ func newUpstreamTransport(upstream string, ut *config.UpstreamTLS, mgr *secrets.
 			}
 		}
 	}
-	t := &http.Transport{
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          proxy.MaxIdleConnsPerUpstream, // one transport per upstream host
-		MaxIdleConnsPerHost:   proxy.MaxIdleConnsPerUpstream,
-		IdleConnTimeout:       upstreamIdleTimeout,
-		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       proxy.UpstreamWriteBuffer,
-	}
-	if u, err := url.Parse(upstream); err == nil && u.Scheme == "http" {
-		return proxy.NewH1Transport(upstream, d.DialContext, t, proxy.MaxIdleConnsPerUpstream, upstreamIdleTimeout, nil)
+	if u.Scheme == "http" {
+		return proxy.NewH1Transport(upstream, t.DialContext, t, proxy.MaxIdleConnsPerUpstream, proxy.UpstreamIdleTimeout, nil)
 	}
 	return t, nil
 }
-
-// upstreamIdleTimeout is how long an idle upstream connection is kept.
-const upstreamIdleTimeout = 90 * time.Second
 
 // verifyWithBundle makes tc verify the server against the bundle's current
 // certificates instead of the system roots. The standard verification is

@@ -132,11 +132,14 @@ func NewTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          MaxIdleConnsPerUpstream,
 		MaxIdleConnsPerHost:   MaxIdleConnsPerUpstream,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       UpstreamIdleTimeout,
 		ExpectContinueTimeout: time.Second,
 		WriteBufferSize:       UpstreamWriteBuffer,
 	}
 }
+
+// UpstreamIdleTimeout is how long an idle upstream connection is kept.
+const UpstreamIdleTimeout = 90 * time.Second
 
 // UpstreamWriteBuffer is the write buffer of each upstream connection. The
 // transport's default (4 KB) sent a 5 KB POST or a 6 KB SOAP envelope in
