@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: wsgate against its peers, side by side in one run on one
 # machine (issues 7, 13 and 18): libxmlsec1 for verification and for
-# decrypt+verify, nginx and HAProxy as plain reverse proxies. See
+# decrypt+verify, nginx and HAProxy as plain reverse proxies, and the Go
+# floor (wsbench floor: net/http and ReverseProxy alone). See
 # bench/README.md. Not run by CI.
 #
 #   bench/run.sh            # about three minutes
@@ -178,6 +179,14 @@ wait_port haproxy "$haproxy_port" "$haproxy_pid"
 nginx="127.0.0.1:$nginx_port"
 haproxy="127.0.0.1:$haproxy_port"
 
+# The Go floor: net/http's server and httputil.ReverseProxy over wsgate's
+# own upstream transport, nothing else (see wsbench floor).
+"$work/wsbench" floor -upstream "http://$up" -addr-file "$work/floor.addr" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/floor.addr" ] && break; sleep 0.05; done
+[ -s "$work/floor.addr" ] || die "wsbench floor did not start"
+floor=$(cat "$work/floor.addr")
+
 echo "starting wsgate..." >&2
 env ${WSGATE_GOGC:+GOGC=$WSGATE_GOGC} "$work/wsgate" serve -config "$work/wsgate.yaml" >"$work/wsgate.log" 2>&1 &
 gw_pid=$!
@@ -217,15 +226,18 @@ run() { # name url [lua-script [script args...]]
 run upstream-post "http://$up/ws/orders" bench/post.lua "$work/soap.msgs"
 run nginx-post "http://$nginx/ws/orders" bench/post.lua "$work/soap.msgs"
 run haproxy-post "http://$haproxy/ws/orders" bench/post.lua "$work/soap.msgs"
+run floor-post "http://$floor/ws/orders" bench/post.lua "$work/soap.msgs"
 run public-post "http://$gw/public" bench/post.lua "$work/soap.msgs"
 run soap "http://$gw/soap/orders" bench/post.lua "$work/soap.msgs"
 run upstream-post5k "http://$up/ws/orders" bench/post.lua "$work/post5k.msgs"
 run nginx-post5k "http://$nginx/ws/orders" bench/post.lua "$work/post5k.msgs"
 run haproxy-post5k "http://$haproxy/ws/orders" bench/post.lua "$work/post5k.msgs"
+run floor-post5k "http://$floor/ws/orders" bench/post.lua "$work/post5k.msgs"
 run public-post5k "http://$gw/public" bench/post.lua "$work/post5k.msgs"
 run upstream-get "http://$up/api/orders/1"
 run nginx-get "http://$nginx/api/orders/1"
 run haproxy-get "http://$haproxy/api/orders/1"
+run floor-get "http://$floor/api/orders/1"
 run public-get "http://$gw/public/orders/1"
 run rest-jwt "http://$gw/api/bench/orders/1" bench/bearer.lua "$token"
 
@@ -249,15 +261,18 @@ def wrk(name):
 rows = [("upstream-post", "upstream direct, POST envelope", None, "post"),
         ("nginx-post", "nginx, POST envelope", None, "post"),
         ("haproxy-post", "HAProxy, POST envelope", None, "post"),
+        ("floor-post", "Go floor, POST envelope", None, "post"),
         ("public-post", "public route, POST envelope", None, "post"),
         ("soap", "SOAP route, WS-Security verify", "public-post", "post"),
         ("upstream-post5k", "upstream direct, POST 5 KB", None, "post5k"),
         ("nginx-post5k", "nginx, POST 5 KB", None, "post5k"),
         ("haproxy-post5k", "HAProxy, POST 5 KB", None, "post5k"),
+        ("floor-post5k", "Go floor, POST 5 KB", None, "post5k"),
         ("public-post5k", "public route, POST 5 KB", None, "post5k"),
         ("upstream-get", "upstream direct, GET", None, "get"),
         ("nginx-get", "nginx, GET", None, "get"),
         ("haproxy-get", "HAProxy, GET", None, "get"),
+        ("floor-get", "Go floor, GET", None, "get"),
         ("public-get", "public route, GET", None, "get"),
         ("rest-jwt", "REST route, JWT (cached)", "public-get", "get")]
 res = {n: wrk(n) for n, _, _, _ in rows}
@@ -279,6 +294,9 @@ for name, label, base, group in rows:
     p99_nginx = ratio(p99, res["nginx-" + group][2]) if wsgate else ""
     print("%-32s %9.0f %8.2f %8.2f %8d %9s %9s %9s %10s %9s %s" % (label, rps, p50 or 0, p99 or 0, bad,
           vs_base, vs_direct, vs_nginx, vs_haproxy, p99_nginx, errs))
+print("\nGo floor = net/http's server + httputil.ReverseProxy over wsgate's upstream transport, no checks, no log.")
+print("wsgate public route / Go floor: POST envelope %.2f, POST 5 KB %.2f, GET %.2f" % tuple(
+    res["public-" + g][0] / res["floor-" + g][0] for g in ("post", "post5k", "get")))
 print("\nwsgate peak RSS (VmHWM) under this load: %.1f MiB" % (int(hwm_kb) / 1024))
 if res["soap"][3]:
     print("note: %d SOAP requests were refused; if the envelopes ran out (replays), raise SOAP_MESSAGES" % res["soap"][3])

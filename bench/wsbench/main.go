@@ -4,6 +4,7 @@
 // It is a measuring tool, not part of wsgate; see bench/README.md.
 //
 //	wsbench upstream -addr-file F           serve a fixed reply; write the address to F
+//	wsbench floor -upstream URL -addr-file F  the Go floor: a bare net/http reverse proxy to URL
 //	wsbench gen -dir D -upstream URL        keys, envelopes, JWT, wsgate.yaml and secrets in D
 //	wsbench gen-wrk -dir D -n N -out F      N distinct signed RSA-2048 envelopes for wrk, in F.<thread>
 //	wsbench verify -dir D -duration 3s      wssec verifications per second on one core (TSV)
@@ -25,9 +26,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,6 +43,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"wsgate/internal/pki"
+	"wsgate/proxy"
 	"wsgate/wssec"
 )
 
@@ -61,13 +66,15 @@ const wrkSeparator = "\n--MSG--\n"
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: wsbench upstream|gen|gen-wrk|verify|decrypt [flags]")
+		fmt.Fprintln(os.Stderr, "usage: wsbench upstream|floor|gen|gen-wrk|verify|decrypt [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "upstream":
 		err = upstream(args)
+	case "floor":
+		err = floor(args)
 	case "gen":
 		err = gen(args)
 	case "gen-wrk":
@@ -109,6 +116,41 @@ func upstream(args []string) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
+}
+
+// floor is the Go floor under wsgate's public route (issue 18): the
+// standard library's HTTP server and httputil.ReverseProxy over the same
+// upstream transport wsgate uses (proxy.H1Transport), and nothing else: no
+// front door, router, checks, metrics or access log. Its ratio to nginx is
+// what net/http itself costs on this machine; wsgate's ratio to it is what
+// wsgate adds.
+func floor(args []string) error {
+	fs := flag.NewFlagSet("floor", flag.ExitOnError)
+	up := fs.String("upstream", "", "upstream base URL (http)")
+	addrFile := fs.String("addr-file", "", "write the listening address here")
+	_ = fs.Parse(args)
+	target, err := url.Parse(*up)
+	if err != nil {
+		return err
+	}
+	base := proxy.NewTransport()
+	tr, err := proxy.NewH1Transport(*up, base.DialContext, base, proxy.MaxIdleConnsPerUpstream, proxy.UpstreamIdleTimeout, nil)
+	if err != nil {
+		return err
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: tr,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*addrFile, []byte(ln.Addr().String()), 0o600); err != nil {
+		return err
+	}
+	return http.Serve(ln, rp)
 }
 
 // envelope is a SOAP 1.1 request whose Body holds about size bytes.
