@@ -47,7 +47,8 @@ type DiscoveryOptions struct {
 // /.well-known/oauth-authorization-server (inserted before the issuer's
 // path). Safe for concurrent use.
 type DiscoverySource struct {
-	o      DiscoveryOptions
+	issuer string
+	jwks   JWKSOptions // the fetch settings, defaulted; URL set per discovered jwks_uri
 	client *http.Client
 	urls   []string
 
@@ -73,26 +74,11 @@ func NewDiscoverySource(o DiscoveryOptions) (*DiscoverySource, error) {
 	if u.Scheme != "https" && !(u.Scheme == "http" && (o.AllowHTTP || isLoopback(u.Hostname()))) {
 		return nil, fmt.Errorf("%w: discovery needs an https issuer", ErrConfig)
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 1 << 20
-	}
-	if o.MinRefresh <= 0 {
-		o.MinRefresh = 30 * time.Second
-	}
-	if o.MaxRefresh <= 0 {
-		o.MaxRefresh = 10 * time.Minute
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	c := noRedirectClient(o.Client, o.Timeout)
-	s := &DiscoverySource{o: o, client: c, urls: DiscoveryURLs(o.Issuer)}
+	// The document is fetched with the settings the key set is, defaults included.
+	j := JWKSOptions{Timeout: o.Timeout, MaxBytes: o.MaxBytes, MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh,
+		UnknownKeyInterval: o.UnknownKeyInterval, AllowHTTP: o.AllowHTTP, Now: o.Now, Logger: o.Logger}.withDefaults()
+	j.Client = noRedirectClient(o.Client, j.Timeout)
+	s := &DiscoverySource{issuer: o.Issuer, jwks: j, client: j.Client, urls: DiscoveryURLs(o.Issuer)}
 	s.state.Store(&discoveryState{})
 	return s, nil
 }
@@ -151,7 +137,7 @@ func (s *DiscoverySource) Run(ctx context.Context) {
 		}
 	}()
 	for {
-		fctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+		fctx, cancel := context.WithTimeout(ctx, s.jwks.Timeout)
 		st, _ := s.fetchIfDue(fctx, func(st *discoveryState, now time.Time) bool {
 			return st.attempted.IsZero() || !now.Before(st.next)
 		})
@@ -164,7 +150,7 @@ func (s *DiscoverySource) Run(ctx context.Context) {
 			stop, running = []context.CancelFunc{c}, st.keys
 			go st.keys.Run(kctx)
 		}
-		t := time.NewTimer(max(st.next.Sub(s.o.Now()), time.Second))
+		t := time.NewTimer(max(st.next.Sub(s.jwks.Now()), time.Second))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -193,7 +179,7 @@ func (s *DiscoverySource) JWKSURI() string { return s.state.Load().jwksURI }
 
 func (s *DiscoverySource) current(ctx context.Context) (*discoveryState, error) {
 	st := s.state.Load()
-	now := s.o.Now()
+	now := s.jwks.Now()
 	if st.keys == nil {
 		if !st.attempted.IsZero() && now.Before(st.next) {
 			return nil, fmt.Errorf("%w: discovery: %v", ErrKeysUnavailable, st.err)
@@ -209,7 +195,7 @@ func (s *DiscoverySource) current(ctx context.Context) (*discoveryState, error) 
 	if !now.Before(st.next) && s.refreshing.CompareAndSwap(false, true) {
 		go func() {
 			defer s.refreshing.Store(false)
-			ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), s.jwks.Timeout)
 			defer cancel()
 			_, _ = s.fetchIfDue(ctx, func(st *discoveryState, now time.Time) bool { return !now.Before(st.next) })
 		}()
@@ -221,7 +207,7 @@ func (s *DiscoverySource) fetchIfDue(ctx context.Context, due func(*discoverySta
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
 	st := s.state.Load()
-	now := s.o.Now()
+	now := s.jwks.Now()
 	if !due(st, now) {
 		return st, nil
 	}
@@ -229,20 +215,20 @@ func (s *DiscoverySource) fetchIfDue(ctx context.Context, due func(*discoverySta
 	uri, err := s.fetchDocument(ctx)
 	if err == nil && uri != st.jwksURI {
 		var src *JWKSSource
-		src, err = NewJWKSSource(JWKSOptions{URL: uri, Client: s.client, Timeout: s.o.Timeout, MaxBytes: s.o.MaxBytes,
-			MinRefresh: s.o.MinRefresh, MaxRefresh: s.o.MaxRefresh, UnknownKeyInterval: s.o.UnknownKeyInterval,
-			AllowHTTP: s.o.AllowHTTP, Now: s.o.Now, Logger: s.o.Logger})
+		o := s.jwks
+		o.URL = uri
+		src, err = NewJWKSSource(o)
 		if err == nil {
 			next.jwksURI, next.keys = uri, src
 		}
 	}
 	if err != nil {
 		next.err = err
-		next.next = now.Add(s.o.MinRefresh)
-		s.o.Logger.Warn("discovery failed; keeping the last good metadata",
-			"issuer", s.o.Issuer, "error", err.Error(), "have_metadata", st.keys != nil)
+		next.next = now.Add(s.jwks.MinRefresh)
+		s.jwks.Logger.Warn("discovery failed; keeping the last good metadata",
+			"issuer", s.issuer, "error", err.Error(), "have_metadata", st.keys != nil)
 	} else {
-		next.next = now.Add(s.o.MaxRefresh)
+		next.next = now.Add(s.jwks.MaxRefresh)
 	}
 	s.state.Store(next)
 	return next, err
@@ -273,7 +259,7 @@ func (s *DiscoverySource) fetchDocument(ctx context.Context) (string, error) {
 		if err := json.Unmarshal(doc, &m); err != nil {
 			return "", fmt.Errorf("%s: metadata is not a JSON object", redactURL(u))
 		}
-		if m.Issuer == nil || *m.Issuer != s.o.Issuer {
+		if m.Issuer == nil || *m.Issuer != s.issuer {
 			return "", fmt.Errorf("%s: metadata issuer is not the configured issuer", redactURL(u))
 		}
 		if m.JWKSURI == nil || *m.JWKSURI == "" {
@@ -285,7 +271,7 @@ func (s *DiscoverySource) fetchDocument(ctx context.Context) (string, error) {
 }
 
 func (s *DiscoverySource) get(ctx context.Context, u string) ([]byte, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.jwks.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -297,7 +283,7 @@ func (s *DiscoverySource) get(ctx context.Context, u string) ([]byte, int, error
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	body, err := readLimited(resp.Body, s.o.MaxBytes, "metadata")
+	body, err := readLimited(resp.Body, s.jwks.MaxBytes, "metadata")
 	if err != nil {
 		return nil, 0, err
 	}

@@ -79,6 +79,16 @@ func NewJWKSSource(o JWKSOptions) (*JWKSSource, error) {
 	default:
 		return nil, fmt.Errorf("%w: jwks_url must be https", ErrConfig)
 	}
+	o = o.withDefaults()
+	c := noRedirectClient(o.Client, o.Timeout)
+	s := &JWKSSource{o: o, client: c, logURL: redactURL(o.URL)}
+	s.state.Store(&jwksState{})
+	return s, nil
+}
+
+// withDefaults fills in what o leaves zero; DiscoverySource fetches its
+// metadata with the same settings.
+func (o JWKSOptions) withDefaults() JWKSOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -103,10 +113,7 @@ func NewJWKSSource(o JWKSOptions) (*JWKSSource, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := noRedirectClient(o.Client, o.Timeout)
-	s := &JWKSSource{o: o, client: c, logURL: redactURL(o.URL)}
-	s.state.Store(&jwksState{})
-	return s, nil
+	return o
 }
 
 // NewHTTPClient returns a client for JWKS or introspection calls trusting
