@@ -83,20 +83,15 @@ var (
 		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 		"ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
 	}
-	httpMethods   = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-	signedParts   = []string{"body", "timestamp", "addressing"}
-	rateLimitPer  = []string{"subject", "client_ip", "client_cert", "route"}
-	logLevels     = []string{"debug", "info", "warn", "error"}
-	logFormats    = []string{"json", "text"}
-	soapVersions  = []string{"1.1", "1.2"}
-	vaultMethods  = []string{"token", "approle", "jwt", "kubernetes"}
-	backends      = []string{"vault", "file"}
-	replayStores  = []string{"memory", "redis"}
-	reservedClaim = []string{ // headers a forwarded claim must never overwrite
-		"Authorization", "Host", "Connection", "Content-Length", "Content-Type",
-		"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Cookie", "Proxy-Authorization",
-		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Request-Id",
-	}
+	httpMethods  = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	signedParts  = []string{"body", "timestamp", "addressing"}
+	rateLimitPer = []string{"subject", "client_ip", "client_cert", "route"}
+	logLevels    = []string{"debug", "info", "warn", "error"}
+	logFormats   = []string{"json", "text"}
+	soapVersions = []string{"1.1", "1.2"}
+	vaultMethods = []string{"token", "approle", "jwt", "kubernetes"}
+	backends     = []string{"vault", "file"}
+	replayStores = []string{"memory", "redis"}
 )
 
 // validator collects problems; the path helpers keep YAML key names.
@@ -436,7 +431,7 @@ func (r *Route) validateTLSKeys(v *validator, p string, c *Config) {
 		switch {
 		case !validHeaderName(h):
 			v.add(p+".forward_client_cert", "%q is not a valid header name", h)
-		case slices.Contains(reservedClaim, canon):
+		case slices.Contains(reservedForwardHeaders, canon):
 			v.add(p+".forward_client_cert", "%s is reserved", canon)
 		case c.TLS == nil || c.TLS.ClientCA == "":
 			v.add(p+".forward_client_cert", "needs tls.client_ca")
@@ -610,27 +605,29 @@ func (o *OAuth) validate(v *validator, p string) {
 		}
 	}
 
+	v.forwardHeaders(p+".forward_claims", o.ForwardClaims, "claim")
+}
+
+// forwardHeaders checks a map from a verified identity's fields (token
+// claims, SAML attributes) to the headers that carry them upstream: valid
+// names, none reserved, no header carrying two fields.
+func (v *validator) forwardHeaders(p string, m map[string]string, field string) {
 	headers := map[string]string{}
-	claims := make([]string, 0, len(o.ForwardClaims))
-	for claim := range o.ForwardClaims {
-		claims = append(claims, claim)
-	}
-	slices.Sort(claims) // deterministic error order
-	for _, claim := range claims {
-		h := o.ForwardClaims[claim]
-		cp := keyPath(p+".forward_claims", claim)
+	for _, name := range sortedKeys(m) { // deterministic error order
+		h := m[name]
+		np := keyPath(p, name)
 		canon := http.CanonicalHeaderKey(h)
 		switch {
-		case strings.TrimSpace(claim) == "":
-			v.add(p+".forward_claims", "empty claim name")
+		case strings.TrimSpace(name) == "":
+			v.add(p, "empty %s name", field)
 		case !validHeaderName(h):
-			v.add(cp, "%q is not a valid header name", h)
-		case slices.Contains(reservedClaim, canon):
-			v.add(cp, "%s is reserved", canon)
+			v.add(np, "%q is not a valid header name", h)
+		case slices.Contains(reservedForwardHeaders, canon):
+			v.add(np, "%s is reserved", canon)
 		case headers[canon] != "":
-			v.add(cp, "header %s already carries claim %s", canon, headers[canon])
+			v.add(np, "header %s already carries %s %s", canon, field, headers[canon])
 		default:
-			headers[canon] = claim
+			headers[canon] = name
 		}
 	}
 }
@@ -743,7 +740,7 @@ func (r *Route) validateAuthz(v *validator, p string, c *Config) {
 		switch {
 		case !validHeaderName(k.Header):
 			v.add(p+".api_key.header", "%q is not a valid header name", k.Header)
-		case slices.Contains(reservedClaim, canon) || canon == "Dpop" || canon == "Origin":
+		case slices.Contains(reservedForwardHeaders, canon) || canon == "Dpop" || canon == "Origin":
 			v.add(p+".api_key.header", "%s is reserved", canon)
 		case strings.HasPrefix(canon, "X-Auth-"):
 			// The front door removes the X-Auth-* identity family from every request.

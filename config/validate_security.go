@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 )
@@ -13,8 +12,9 @@ var (
 	confirmations  = []string{"holder-of-key", "sender-vouches", "bearer"}
 )
 
-// reservedForwardHeaders may not be set from a SAML attribute: they frame
-// the request or belong to the gateway.
+// reservedForwardHeaders may not carry a verified identity (a token claim,
+// a SAML attribute, the client certificate), nor an API key: they frame
+// the request, authenticate it, or belong to the gateway.
 var reservedForwardHeaders = []string{
 	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Connection", "Keep-Alive", "Te",
 	"Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Content-Length",
@@ -96,24 +96,7 @@ func (s *SOAP) validateSecurity(v *validator, p string) {
 			}
 		}
 		v.distinctOneOf(sp+".confirmation", sm.Confirmation, confirmations)
-		headers := map[string]string{}
-		for _, attr := range sortedKeys(sm.ForwardAttributes) {
-			h := sm.ForwardAttributes[attr]
-			ap := sp + ".forward_attributes." + attr
-			canon := http.CanonicalHeaderKey(h)
-			switch {
-			case strings.TrimSpace(attr) == "":
-				v.add(sp+".forward_attributes", "an empty attribute name")
-			case !validHeaderName(h):
-				v.add(ap, "%q is not a valid header name", h)
-			case slices.Contains(reservedForwardHeaders, canon):
-				v.add(ap, "header %s may not be set from an assertion", canon)
-			case headers[canon] != "":
-				v.add(ap, "header %s is also set from %s", canon, headers[canon])
-			default:
-				headers[canon] = attr
-			}
-		}
+		v.forwardHeaders(sp+".forward_attributes", sm.ForwardAttributes, "attribute")
 	}
 	if r := s.Revocation; r != nil {
 		rp := p + ".revocation"
