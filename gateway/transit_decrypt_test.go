@@ -1,18 +1,12 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"log/slog"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"wsgate/config"
 	"wsgate/secrets"
@@ -25,41 +19,12 @@ import (
 // rsa-oaep-mgf1p default) is wsse:UnsupportedAlgorithm, not a failure to
 // decrypt, and Vault down is the gateway's failure.
 func TestTransitDecryptionIntegration(t *testing.T) {
-	srv, root := startVault(t, "transit")
+	srv, root, v, _ := startTransitVault(t, "orders-enc")
 	ctx := t.Context()
-	if _, err := root.Logical().WriteWithContext(ctx, "transit/keys/orders-enc", map[string]any{"type": "rsa-2048"}); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(srv.Token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := vaultConfig(srv.Addr, config.VaultAuth{Method: "token", TokenFile: "token"})
-	v, stop, err := newVaultBackend(ctx, cfg, dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-
-	signer, err := secrets.NewTransitSigner(ctx, v, "", "orders-enc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
+	cert := putTransitCert(t, root, v, "orders-enc", "wsgate/encryption/orders", &x509.Certificate{
 		SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "gateway encryption via transit"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
 		KeyUsage: x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	if _, err := root.KVv2("secret").Put(ctx, "wsgate/encryption/orders", map[string]any{"certificate": certPEM}); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	mgr := secrets.NewManager(v, nil, nil)
 	env := &routeEnv{secrets: mgr, vault: v}

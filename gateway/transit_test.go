@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
+
 	"wsgate/config"
+	"wsgate/internal/vaulttest"
 	"wsgate/secrets"
 	"wsgate/wssec"
 )
@@ -26,41 +29,14 @@ func (c transitTrust) Certificates() ([]*x509.Certificate, error) { return c, ni
 // stays in Vault Transit, paired with the certificate from the identity
 // secret, and checks the result with the inbound verifier.
 func TestTransitIdentityIntegration(t *testing.T) {
-	srv, root := startVault(t, "transit")
+	srv, root, v, dir := startTransitVault(t, "orders")
 	ctx := t.Context()
-	if _, err := root.Logical().WriteWithContext(ctx, "transit/keys/orders", map[string]any{"type": "rsa-2048"}); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(srv.Token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := vaultConfig(srv.Addr, config.VaultAuth{Method: "token", TokenFile: "token"})
-	v, stop, err := newVaultBackend(ctx, cfg, dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
 
 	// The partner's certificate for the Transit key, self-signed through Transit.
-	signer, err := secrets.NewTransitSigner(ctx, v, "", "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
+	cert := putTransitCert(t, root, v, "orders", "wsgate/signing/orders", &x509.Certificate{
 		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "orders via transit"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	if _, err := root.KVv2("secret").Put(ctx, "wsgate/signing/orders", map[string]any{"certificate": certPEM}); err != nil {
-		t.Fatal(err)
-	}
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	})
 
 	mgr := secrets.NewManager(v, nil, nil)
 	env := &routeEnv{secrets: mgr, vault: v}
@@ -140,6 +116,51 @@ routes:
 	if _, _, err := src.Identity(); err == nil {
 		t.Fatal("a certificate that does not match the Transit key was accepted")
 	}
+}
+
+// startTransitVault starts a Vault dev server with the RSA Transit key key
+// and returns it, its root client, a vault backend logged in with a token
+// file, and that backend's config directory.
+func startTransitVault(t *testing.T, key string) (*vaulttest.Server, *vault.Client, *secrets.Vault, string) {
+	t.Helper()
+	srv, root := startVault(t, "transit")
+	if _, err := root.Logical().WriteWithContext(t.Context(), "transit/keys/"+key, map[string]any{"type": "rsa-2048"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(srv.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := vaultConfig(srv.Addr, config.VaultAuth{Method: "token", TokenFile: "token"})
+	v, stop, err := newVaultBackend(t.Context(), cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return srv, root, v, dir
+}
+
+// putTransitCert self-signs tmpl (valid for an hour either side of now)
+// through the Transit key and stores it as the certificate of the KV
+// secret path; it returns the certificate.
+func putTransitCert(t *testing.T, root *vault.Client, v *secrets.Vault, key, path string, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	signer, err := secrets.NewTransitSigner(t.Context(), v, "", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if _, err := root.KVv2("secret").Put(t.Context(), path, map[string]any{"certificate": certPEM}); err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 func otherCertPEM(t *testing.T) string {
