@@ -3,11 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -128,14 +125,11 @@ func TestOpenAPIBuildErrors(t *testing.T) {
 			if doc != "" {
 				writeTestFile(t, filepath.Join(dir, "api.yaml"), doc)
 			}
-			path := filepath.Join(dir, "wsgate.yaml")
-			writeTestFile(t, path, `
+			err := newGatewayErr(t, dir, `
 secrets: {backend: file, file: {dir: secrets}}
 routes:
   - {name: a, path_prefix: /a, upstream: "http://127.0.0.1:1", openapi: api.yaml, oauth: {issuer: "`+testIssuer+`", audience: [x], jwks_secret: wsgate/jwks/x, algorithms: [ES256]}}
 `)
-			cfg := loadTestConfig(t, path)
-			_, err := New(cfg, Deps{Logger: testLogger(cfg.Log, &syncBuffer{}), Now: testclock.New(t0).Now, BaseDir: dir})
 			if err == nil || !strings.Contains(err.Error(), "openapi") {
 				t.Fatalf("err %v, want an openapi build error", err)
 			}
@@ -148,24 +142,8 @@ routes:
 func TestBridgeRouteOpenAPI(t *testing.T) {
 	dir := t.TempDir()
 	clk := testclock.New(t0)
-	tokKey := newP256(t)
-	pub, err := x509.MarshalPKIXPublicKey(tokKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../testdata", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
-	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{"certificate": read("pki/partner-rsa.pem"), "private_key": read("pki/partner-rsa.key.pem")})
-	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, filepath.Join(dir, "templates", "get-order.xml.tmpl"), read("bridge/get-order.xml.tmpl"))
+	tokKey := bridgeTokenKey(t, dir)
+	writeBridgeFiles(t, dir)
 	writeTestFile(t, filepath.Join(dir, "orders.yaml"), ordersOpenAPI)
 	svc := &soapService{t: t, clk: clk, reply: `<env:Envelope xmlns:env="` + wssec.NSSOAP12 + `"><env:Body><o:R xmlns:o="urn:o"><o:Status>ok</o:Status></o:R></env:Body></env:Envelope>`}
 	up := httptest.NewServer(svc)
@@ -206,10 +184,7 @@ routes:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := calls()
-			r := httptest.NewRequest(http.MethodPost, "/bridge/orders/get-order", strings.NewReader(tc.body))
-			r.Header.Set("Content-Type", "application/json")
-			r.Header.Set("Authorization", "Bearer "+tok)
-			w := serveReq(g, r)
+			w := serveReq(g, bridgePost(tc.body, tok))
 			if w.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.status, w.Body)
 			}

@@ -63,6 +63,17 @@ func newTestGateway(t *testing.T, dir, yaml string, clk *testclock.Clock, logs *
 	return g
 }
 
+// newGatewayErr writes yaml as dir/wsgate.yaml, loads it and returns the
+// error New gives building it (for configs that must fail the build).
+func newGatewayErr(t *testing.T, dir, yaml string) error {
+	t.Helper()
+	path := filepath.Join(dir, "wsgate.yaml")
+	writeTestFile(t, path, yaml)
+	cfg := loadTestConfig(t, path)
+	_, err := New(cfg, Deps{Logger: testLogger(cfg.Log, &syncBuffer{}), Now: testclockNow().Now, BaseDir: dir})
+	return err
+}
+
 // serveReq runs one request through the gateway's front door.
 func serveReq(g *Gateway, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()

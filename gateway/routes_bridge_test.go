@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
@@ -69,30 +70,53 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 	return c
 }
 
+// bridgeTokenKey makes the P-256 key bridge-route tokens are signed with
+// and writes its public key as the secret wsgate/jwks/t under dir.
+func bridgeTokenKey(t *testing.T, dir string) *ecdsa.PrivateKey {
+	t.Helper()
+	key := newP256(t)
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
+	return key
+}
+
+// writeBridgeFiles writes under dir the bridge route's signing identity
+// (wsgate/signing/bridge, the RSA partner) and templates/get-order.xml.tmpl.
+func writeBridgeFiles(t *testing.T, dir string) {
+	t.Helper()
+	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{
+		"certificate": readTestdata(t, "testdata", "pki", "partner-rsa.pem"),
+		"private_key": readTestdata(t, "testdata", "pki", "partner-rsa.key.pem"),
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "templates", "get-order.xml.tmpl"), readTestdata(t, "testdata", "bridge", "get-order.xml.tmpl"))
+}
+
+// bridgePost is a JSON POST of body to the bridge route's get-order
+// operation, with token as its bearer token when set.
+func bridgePost(body, token string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/bridge/orders/get-order", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
 // TestBridgeRouteEndToEnd: a bridge route built from config behind its
 // oauth edge, and a SOAP route with sign_response.
 func TestBridgeRouteEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	clk := testclock.New(t0)
-	tokKey := newP256(t)
-	pub, err := x509.MarshalPKIXPublicKey(tokKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../testdata", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
-	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{"certificate": read("pki/partner-rsa.pem"), "private_key": read("pki/partner-rsa.key.pem")})
+	tokKey := bridgeTokenKey(t, dir)
+	writeBridgeFiles(t, dir)
+	read := func(p string) string { return readTestdata(t, "testdata", p) }
 	writeSecretJSON(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
-	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, filepath.Join(dir, "templates", "get-order.xml.tmpl"), read("bridge/get-order.xml.tmpl"))
 
 	// The SOAP service answers signed by the ECDSA partner, as verify_response requires.
 	ecChain := readPEMCert(t, "../testdata/pki/partner-ecdsa.pem")
@@ -140,11 +164,7 @@ routes:
 	}
 
 	send := func(token string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(http.MethodPost, "/bridge/orders/get-order", strings.NewReader(`{"orderId":"42","note":"</a><evil/>"}`))
-		r.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			r.Header.Set("Authorization", "Bearer "+token)
-		}
+		r := bridgePost(`{"orderId":"42","note":"</a><evil/>"}`, token)
 		r.Header.Set("X-Auth-Subject", "mallory")
 		return serveReq(g, r)
 	}
@@ -176,13 +196,7 @@ routes:
 func TestSignResponseRoute(t *testing.T) {
 	dir := t.TempDir()
 	clk := testclock.New(t0)
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../testdata", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	read := func(p string) string { return readTestdata(t, "testdata", p) }
 	writeSecretJSON(t, dir, "wsgate/trust/ca", map[string]string{"certificates": read("pki/ca.pem")})
 	writeSecretJSON(t, dir, "wsgate/signing/gw", map[string]string{"certificate": read("pki/partner-ecdsa.pem"), "private_key": read("pki/partner-ecdsa.key.pem")})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -41,23 +40,12 @@ func svVerifier(t *testing.T) *wssec.Verifier {
 // svSecrets writes the bridge identity and the assertion secret.
 func svSecrets(t *testing.T, dir string) {
 	t.Helper()
-	read := func(p string) string {
-		b, err := os.ReadFile(filepath.Join("../testdata", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	assertion := regexp.MustCompile(`(?s)<saml2:Assertion\b.*?</saml2:Assertion>`).FindString(read("wssec/saml-sv-direct.xml"))
+	assertion := regexp.MustCompile(`(?s)<saml2:Assertion\b.*?</saml2:Assertion>`).FindString(readTestdata(t, "testdata", "wssec", "saml-sv-direct.xml"))
 	if assertion == "" {
 		t.Fatal("no assertion in saml-sv-direct.xml")
 	}
-	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{"certificate": read("pki/partner-rsa.pem"), "private_key": read("pki/partner-rsa.key.pem")})
+	writeBridgeFiles(t, dir)
 	writeSecretJSON(t, dir, "wsgate/bridge/alice", map[string]string{"assertion": assertion})
-	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeTestFile(t, filepath.Join(dir, "templates", "get-order.xml.tmpl"), read("bridge/get-order.xml.tmpl"))
 }
 
 const svBridgeRoute = `
@@ -109,12 +97,7 @@ func TestBridgeRouteSAMLAssertion(t *testing.T) {
 	dir := t.TempDir()
 	svSecrets(t, dir)
 	clk := testclock.New(svNow)
-	tokKey := newP256(t)
-	pub, err := x509.MarshalPKIXPublicKey(tokKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
+	tokKey := bridgeTokenKey(t, dir)
 
 	var mu sync.Mutex
 	var got []*wssec.Assertion
@@ -138,10 +121,7 @@ func TestBridgeRouteSAMLAssertion(t *testing.T) {
 	if err := g.current().secrets.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodPost, "/bridge/orders/get-order", strings.NewReader(`{"orderId":"42","note":"n"}`))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Authorization", "Bearer "+mintJWT(t, jose.ES256, tokKey, "", clk, nil))
-	w := serveReq(g, r)
+	w := serveReq(g, bridgePost(`{"orderId":"42","note":"n"}`, mintJWT(t, jose.ES256, tokKey, "", clk, nil)))
 	mu.Lock()
 	defer mu.Unlock()
 	if w.Code != http.StatusOK || len(errs) != 0 || len(got) != 1 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -85,20 +84,11 @@ func TestSOAPEncryptResponse(t *testing.T) {
 func TestBridgeEncrypt(t *testing.T) {
 	dir := t.TempDir()
 	clk := testclock.New(t0)
-	tokKey := newP256(t)
-	pub, err := x509.MarshalPKIXPublicKey(tokKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeSecretJSON(t, dir, "wsgate/jwks/t", map[string]string{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))})
-	writeSecretJSON(t, dir, "wsgate/signing/bridge", map[string]string{
-		"certificate": readTestdata(t, "testdata", "pki", "partner-rsa.pem"),
-		"private_key": readTestdata(t, "testdata", "pki", "partner-rsa.key.pem"),
-	})
+	tokKey := bridgeTokenKey(t, dir)
+	writeBridgeFiles(t, dir)
 	writeSecretJSON(t, dir, "wsgate/backends/orders-enc", map[string]string{
 		"certificate": readTestdata(t, "testdata", "wssec", "xmlenc", "gateway-enc.pem"),
 	})
-	writeTestFile(t, dir+"/get-order.xml.tmpl", readTestdata(t, "testdata", "bridge", "get-order.xml.tmpl"))
 	var mu sync.Mutex
 	var got []byte
 	var verr error
@@ -128,16 +118,14 @@ routes:
     bridge:
       upstream: "`+up.URL+`/ws"
       operations:
-        - {name: get-order, action: "urn:orders:GetOrder", request_template: get-order.xml.tmpl}
+        - {name: get-order, action: "urn:orders:GetOrder", request_template: templates/get-order.xml.tmpl}
       sign: {identity: wsgate/signing/bridge}
       encrypt: {certificate: wsgate/backends/orders-enc}
 `, clk, &syncBuffer{})
 	if err := g.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodPost, "/bridge/orders/get-order", strings.NewReader(`{"orderId":"42","note":"n"}`))
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Authorization", "Bearer "+mintJWT(t, jose.ES256, tokKey, "", clk, nil))
+	r := bridgePost(`{"orderId":"42","note":"n"}`, mintJWT(t, jose.ES256, tokKey, "", clk, nil))
 	if w := serveReq(g, r); w.Code != http.StatusOK {
 		t.Fatalf("bridged call: %d %s", w.Code, w.Body)
 	}

@@ -94,6 +94,25 @@ routes:
 	return g, up, dir
 }
 
+// checkForwarded fails the test unless w has status want and up got the
+// request only when want is 200 (and none when refused); it reports want == 200.
+func checkForwarded(t *testing.T, w *httptest.ResponseRecorder, want int, up *bodyUpstream) bool {
+	t.Helper()
+	if w.Code != want {
+		t.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
+	}
+	if want == 200 {
+		if up.hits.Load() != 1 {
+			t.Fatal("valid request not forwarded")
+		}
+		return true
+	}
+	if up.hits.Load() != 0 {
+		t.Fatal("refused request reached the upstream")
+	}
+	return false
+}
+
 func postTestdata(t *testing.T, g *Gateway, name string, hdr map[string]string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/soap/orders", strings.NewReader(readTestdata(t, "testdata", "wssec", name)))
