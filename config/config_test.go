@@ -260,13 +260,20 @@ func TestValidateInvalid(t *testing.T) {
 			// One list for claims, SAML attributes and the client certificate:
 			// framing, hop-by-hop, credentials and the gateway's own headers.
 			c.Routes[1].OAuth.ForwardClaims = map[string]string{"a": "content-encoding", "b": "Keep-Alive",
-				"c": "proxy-connection", "d": "SOAPAction", "e": "x-request-id", "f": "Cookie"}
+				"c": "proxy-connection", "d": "SOAPAction", "e": "x-request-id", "f": "Cookie", "g": "DPoP",
+				"h": "origin", "i": "Expect", "j": "Content-Digest", "k": "Digest", "l": "content-range"}
 		}, []string{"routes[1].oauth.forward_claims.a: Content-Encoding is reserved",
 			"routes[1].oauth.forward_claims.b: Keep-Alive is reserved",
 			"routes[1].oauth.forward_claims.c: Proxy-Connection is reserved",
 			"routes[1].oauth.forward_claims.d: Soapaction is reserved",
 			"routes[1].oauth.forward_claims.e: X-Request-Id is reserved",
-			"routes[1].oauth.forward_claims.f: Cookie is reserved"}},
+			"routes[1].oauth.forward_claims.f: Cookie is reserved",
+			"routes[1].oauth.forward_claims.g: Dpop is reserved",
+			"routes[1].oauth.forward_claims.h: Origin is reserved",
+			"routes[1].oauth.forward_claims.i: Expect is reserved",
+			"routes[1].oauth.forward_claims.j: Content-Digest is reserved",
+			"routes[1].oauth.forward_claims.k: Digest is reserved",
+			"routes[1].oauth.forward_claims.l: Content-Range is reserved"}},
 		{"rate limit", func(c *Config) { c.Routes[1].RateLimit = &RateLimit{Per: "user", Rate: 0, Burst: 0} }, []string{
 			`routes[1].rate_limit.per: "user" is not one of subject, client_ip, client_cert, route`,
 			"routes[1].rate_limit.rate: must be positive", "routes[1].rate_limit.burst: must be at least 1"}},

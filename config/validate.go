@@ -740,7 +740,7 @@ func (r *Route) validateAuthz(v *validator, p string, c *Config) {
 		switch {
 		case !validHeaderName(k.Header):
 			v.add(p+".api_key.header", "%q is not a valid header name", k.Header)
-		case slices.Contains(reservedForwardHeaders, canon) || canon == "Dpop" || canon == "Origin":
+		case slices.Contains(reservedForwardHeaders, canon):
 			v.add(p+".api_key.header", "%s is reserved", canon)
 		case strings.HasPrefix(canon, "X-Auth-"):
 			// The front door removes the X-Auth-* identity family from every request.

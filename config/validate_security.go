@@ -13,13 +13,15 @@ var (
 )
 
 // reservedForwardHeaders may not carry a verified identity (a token claim,
-// a SAML attribute, the client certificate), nor an API key: they frame
-// the request, authenticate it, or belong to the gateway.
+// a SAML attribute, the client certificate), nor an API key: they
+// authenticate the request, frame it or its body, or belong to the gateway.
 var reservedForwardHeaders = []string{
-	"Authorization", "Proxy-Authorization", "Cookie", "Host", "Connection", "Keep-Alive", "Te",
-	"Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Content-Length",
-	"Content-Type", "Content-Encoding", "Soapaction", "Forwarded", "X-Forwarded-For",
-	"X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
+	"Authorization", "Proxy-Authorization", "Cookie", "Dpop", "Origin",
+	"Host", "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Proxy-Connection", "Http2-Settings", "Expect",
+	"Content-Length", "Content-Type", "Content-Encoding", "Content-Range",
+	"Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Soapaction",
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
 }
 
 // HeaderQName is a SOAP header block name of soap.forward_unsigned_headers.
