@@ -473,22 +473,9 @@ func (w *excWriter) start(el *etree.Element) error {
 			ns[j], ns[j-1] = ns[j-1], ns[j]
 		}
 	}
-	// Attributes by (namespace URI, local name), no namespace first; a
-	// pair that compares equal is one attribute twice.
 	attrs := w.attrs
-	if len(attrs) > 16 {
-		slices.SortFunc(attrs, func(x, y sortedAttr) int { return w.compareAttrs(el, x, y) })
-	} else {
-		for i := 1; i < len(attrs); i++ {
-			for j := i; j > 0 && w.compareAttrs(el, attrs[j], attrs[j-1]) < 0; j-- {
-				attrs[j], attrs[j-1] = attrs[j-1], attrs[j]
-			}
-		}
-	}
-	for i := 1; i < len(attrs); i++ {
-		if w.compareAttrs(el, attrs[i], attrs[i-1]) == 0 {
-			return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, el.Attr[attrs[i].i].Key, el.Tag)
-		}
+	if err := w.sortAttrs(el, attrs); err != nil {
+		return err
 	}
 
 	w.byte('<')
@@ -510,6 +497,32 @@ func (w *excWriter) start(el *etree.Element) error {
 		w.byte('"')
 		w.rendered = append(w.rendered, ref)
 	}
+	return w.endStart(el, attrs, scopeMark, renderedMark)
+}
+
+// sortAttrs orders attrs by (namespace URI, local name), no namespace
+// first; a pair that compares equal is one attribute twice.
+func (w *excWriter) sortAttrs(el *etree.Element, attrs []sortedAttr) error {
+	if len(attrs) > 16 {
+		slices.SortFunc(attrs, func(x, y sortedAttr) int { return w.compareAttrs(el, x, y) })
+	} else {
+		for i := 1; i < len(attrs); i++ {
+			for j := i; j > 0 && w.compareAttrs(el, attrs[j], attrs[j-1]) < 0; j-- {
+				attrs[j], attrs[j-1] = attrs[j-1], attrs[j]
+			}
+		}
+	}
+	for i := 1; i < len(attrs); i++ {
+		if w.compareAttrs(el, attrs[i], attrs[i-1]) == 0 {
+			return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, el.Attr[attrs[i].i].Key, el.Tag)
+		}
+	}
+	return nil
+}
+
+// endStart writes el's sorted attributes, closes its start tag and opens
+// its frame.
+func (w *excWriter) endStart(el *etree.Element, attrs []sortedAttr, scopeMark, renderedMark int) error {
 	for _, sa := range attrs {
 		if err := w.attr(&el.Attr[sa.i]); err != nil {
 			return err
@@ -541,39 +554,14 @@ func (w *excWriter) startPlain(el *etree.Element) error {
 	scopeMark, renderedMark := len(w.scope), len(w.rendered)
 	w.byte('<')
 	w.qname(el.Space, el.Tag)
-	switch len(el.Attr) {
-	case 0:
-	case 1:
-		if err := w.attr(&el.Attr[0]); err != nil {
-			return err
-		}
-	default:
-		attrs := w.attrsArr[:0]
-		if len(el.Attr) > len(w.attrsArr) {
-			attrs = make([]sortedAttr, 0, len(el.Attr))
-		}
-		for i := range el.Attr {
-			attrs = append(attrs, sortedAttr{nsNone, int32(i)})
-		}
-		for i := 1; i < len(attrs); i++ {
-			for j := i; j > 0 && el.Attr[attrs[j].i].Key < el.Attr[attrs[j-1].i].Key; j-- {
-				attrs[j], attrs[j-1] = attrs[j-1], attrs[j]
-			}
-		}
-		for i := 1; i < len(attrs); i++ {
-			if k := el.Attr[attrs[i].i].Key; k == el.Attr[attrs[i-1].i].Key {
-				return fmt.Errorf("%w: %s on element %s", errDuplicateAttr, k, el.Tag)
-			}
-		}
-		for _, sa := range attrs {
-			if err := w.attr(&el.Attr[sa.i]); err != nil {
-				return err
-			}
-		}
+	w.attrs = w.attrs[:0]
+	for i := range el.Attr {
+		w.attrs = append(w.attrs, sortedAttr{nsNone, int32(i)})
 	}
-	w.byte('>')
-	w.stack = append(w.stack, excFrame{el: el, scopeMark: scopeMark, renderedMark: renderedMark})
-	return nil
+	if err := w.sortAttrs(el, w.attrs); err != nil {
+		return err
+	}
+	return w.endStart(el, w.attrs, scopeMark, renderedMark)
 }
 
 // attr writes one attribute, with its leading space.
