@@ -220,9 +220,7 @@ func TestH1RequestClose(t *testing.T) {
 			}
 			io.Copy(io.Discard, res.Body)
 			res.Body.Close()
-			h.mu.Lock()
-			idle := len(h.idle)
-			h.mu.Unlock()
+			idle := idleConns(h)
 			if idle != tc.wantIdle {
 				t.Errorf("%d idle, want %d", idle, tc.wantIdle)
 			}
@@ -336,9 +334,7 @@ func TestH1Failures(t *testing.T) {
 			} else if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			h.mu.Lock()
-			idle := len(h.idle)
-			h.mu.Unlock()
+			idle := idleConns(h)
 			if idle != 0 {
 				t.Errorf("%d idle connections after a failure", idle)
 			}
@@ -387,9 +383,7 @@ func TestH1ContextEnds(t *testing.T) {
 			if d := time.Since(start); d > 2*time.Second {
 				t.Errorf("took %s", d)
 			}
-			h.mu.Lock()
-			idle := len(h.idle)
-			h.mu.Unlock()
+			idle := idleConns(h)
 			if idle != 0 {
 				t.Errorf("%d idle connections after a cancelled exchange", idle)
 			}
@@ -469,13 +463,19 @@ func TestH1Refuses(t *testing.T) {
 	}
 }
 
+// idleConns is how many idle connections h holds.
+func idleConns(h *H1Transport) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.idle)
+}
+
 // TestH1IdlePool: at most maxIdle idle connections, dropped after the idle
 // timeout and by CloseIdleConnections.
 func TestH1IdlePool(t *testing.T) {
 	u := newRawUpstream(t, func(_, _ int, _ *http.Request) step { return step{raw: ok5} })
 	h := newH1(t, u.url(), nil)
 	h.idleTimeout = 50 * time.Millisecond
-	idle := func() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.idle) }
 	var bodies []io.ReadCloser
 	for range 6 { // six in flight at once: six connections
 		req, _ := http.NewRequest("GET", u.url(), nil)
@@ -489,15 +489,15 @@ func TestH1IdlePool(t *testing.T) {
 		io.Copy(io.Discard, b)
 		b.Close()
 	}
-	if n := idle(); n != 4 {
+	if n := idleConns(h); n != 4 {
 		t.Errorf("%d idle, want maxIdle 4", n)
 	}
-	waitFor(t, func() bool { return idle() == 0 })
+	waitFor(t, func() bool { return idleConns(h) == 0 })
 	if _, _, err := h1Do(context.Background(), h, "GET", u.url(), ""); err != nil {
 		t.Fatal(err)
 	}
 	h.CloseIdleConnections()
-	if n := idle(); n != 0 {
+	if n := idleConns(h); n != 0 {
 		t.Errorf("%d idle after CloseIdleConnections", n)
 	}
 	if _, _, err := h1Do(context.Background(), h, "GET", u.url(), ""); err != nil {
